@@ -1,0 +1,94 @@
+//! The [`Check`] trait and the glue between it and the component's exports.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use crate::bindings::adrt::check::types as wit;
+use crate::context::Context;
+use crate::host::{self, WasmHost};
+
+/// Why `init` or `run` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// The init_config or instance is invalid; retrying without a config change won't help.
+    Config(String),
+    /// The run could not collect.
+    Run(String),
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Config(m) => write!(f, "configuration error: {m}"),
+            CheckError::Run(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+/// A check: built once from its init_config, then run for each instance.
+///
+/// `run` takes `&self`: the same value serves every instance of the check, in any order, so
+/// per-instance memory belongs in [`Context::state_get`]/[`Context::state_set`].
+pub trait Check: Sized + 'static {
+    /// The check's name, as its file in checks.d (`nginx` for `nginx.wasm`).
+    const NAME: &'static str;
+    /// The check's version (semver), shown by `adrt check` and `adrt info`.
+    const VERSION: &'static str;
+    /// The `init_config` section; `{}` when the config has none.
+    type InitConfig: DeserializeOwned;
+    /// One entry of `instances`.
+    type Instance: DeserializeOwned;
+
+    fn init(init_config: Self::InitConfig) -> Result<Self, CheckError>;
+    fn run(&self, ctx: &mut Context<'_>, instance: Self::Instance) -> Result<(), CheckError>;
+}
+
+/// Parses a config section, naming which one failed and why (serde names the key).
+pub fn parse_config<T: DeserializeOwned>(section: &str, json: &str) -> Result<T, CheckError> {
+    let json = if json.trim().is_empty() { "{}" } else { json };
+    serde_json::from_str(json).map_err(|e| CheckError::Config(format!("invalid {section}: {e}")))
+}
+
+thread_local! {
+    // The value built by `init`; a component instance is single-threaded.
+    static LIVE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+#[doc(hidden)]
+pub fn info<C: Check>() -> wit::CheckInfo {
+    wit::CheckInfo { name: C::NAME.to_string(), version: C::VERSION.to_string() }
+}
+
+#[doc(hidden)]
+pub fn init<C: Check>(init_config: &str) -> Result<(), wit::CheckError> {
+    host::install_panic_hook();
+    let check = parse_config::<C::InitConfig>("init_config", init_config).and_then(C::init).map_err(to_wit)?;
+    LIVE.with(|live| *live.borrow_mut() = Some(Box::new(check)));
+    Ok(())
+}
+
+#[doc(hidden)]
+pub fn run<C: Check>(instance_id: &str, instance: &str) -> Result<(), wit::CheckError> {
+    host::install_panic_hook();
+    let instance = parse_config::<C::Instance>("instance", instance).map_err(to_wit)?;
+    LIVE.with(|live| {
+        let live = live.borrow();
+        let check = live
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<C>())
+            .ok_or_else(|| wit::CheckError::Run("run called before init".to_string()))?;
+        check.run(&mut Context::new(&mut WasmHost, instance_id), instance).map_err(to_wit)
+    })
+}
+
+fn to_wit(error: CheckError) -> wit::CheckError {
+    match error {
+        CheckError::Config(m) => wit::CheckError::Config(m),
+        CheckError::Run(m) => wit::CheckError::Run(m),
+    }
+}

@@ -1,0 +1,90 @@
+//! Write adrt checks in Rust.
+//!
+//! A check is a type implementing [`Check`], exported with [`export_check!`]. It reads like a
+//! Datadog `AgentCheck`: typed configs through serde, `gauge`/`rate`/`count`/... on the
+//! [`Context`], `http_get` and `read_file` for I/O.
+//!
+//! ```no_run
+//! use adrt_check_sdk::{Check, CheckError, Context};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Instance { url: String }
+//!
+//! struct Hello;
+//!
+//! impl Check for Hello {
+//!     const NAME: &'static str = "hello";
+//!     const VERSION: &'static str = "1.0.0";
+//!     type InitConfig = serde_json::Value;
+//!     type Instance = Instance;
+//!
+//!     fn init(_: Self::InitConfig) -> Result<Self, CheckError> { Ok(Hello) }
+//!
+//!     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
+//!         let page = ctx.http_get(&instance.url, &Default::default())?;
+//!         ctx.gauge("hello.page_bytes", page.body.len() as f64, &[]);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! adrt_check_sdk::export_check!(Hello);
+//! ```
+//!
+//! # Layout
+//! - `bindings`: the wit-bindgen output for `wit/check.wit` (one `generate!`).
+//! - [`host`]: the [`Host`] trait — every import the agent offers — and its wasm implementation.
+//! - [`context`]: [`Context`], what a check's `run` talks to.
+//! - [`check`]: the [`Check`] trait and the glue the export macro expands to.
+//! - [`testing`]: [`testing::MockHost`], to unit-test a check's logic on the native target.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "check",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "adrt_check_sdk::bindings",
+        generate_all,
+    });
+}
+
+pub mod check;
+pub mod context;
+pub mod host;
+pub mod testing;
+
+pub use check::{Check, CheckError};
+pub use context::{Context, HttpOptions, Response};
+pub use host::{Describe, AgentContext, DirEntry, EntryKind, FileError, Host, HttpError, Level, MetricKind, Status};
+
+/// Re-exported so checks need no direct dependency to parse JSON.
+pub use serde_json;
+
+/// Exports a [`Check`] implementation as the component's `info`, `init` and `run`.
+///
+/// Use it once, in the check crate's `lib.rs`.
+#[macro_export]
+macro_rules! export_check {
+    ($check:ty) => {
+        #[doc(hidden)]
+        pub struct __AdrtCheckExport;
+
+        impl $crate::bindings::Guest for __AdrtCheckExport {
+            fn info() -> $crate::bindings::adrt::check::types::CheckInfo {
+                $crate::check::info::<$check>()
+            }
+            fn init(init_config: String) -> Result<(), $crate::bindings::adrt::check::types::CheckError> {
+                $crate::check::init::<$check>(&init_config)
+            }
+            fn run(
+                instance_id: String,
+                instance: String,
+            ) -> Result<(), $crate::bindings::adrt::check::types::CheckError> {
+                $crate::check::run::<$check>(&instance_id, &instance)
+            }
+        }
+
+        $crate::bindings::__export_world!(__AdrtCheckExport);
+    };
+}

@@ -1,0 +1,81 @@
+//! A throwaway nginx on a loopback port with `stub_status`, for `adrt bench` and the tests.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub struct LocalNginx {
+    child: Child,
+    dir: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl LocalNginx {
+    /// Starts nginx (from PATH or /usr/sbin) and waits until it accepts connections.
+    pub fn start() -> anyhow::Result<Self> {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// Starts nginx listening on `ip` (any loopback address, e.g. `127.0.0.2`).
+    pub fn start_on(ip: &str) -> anyhow::Result<Self> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let binary = ["nginx", "/usr/sbin/nginx"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("-v").stderr(Stdio::null()).status().is_ok())
+            .context("nginx is not installed (apt-get install nginx-light)")?;
+        let dir = std::env::temp_dir().join(format!("adrt-nginx-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir)?;
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
+        let addr: SocketAddr = format!("{ip}:{port}").parse()?;
+        let d = dir.display();
+        let config = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen {addr};\n    location = /nginx_status {{ stub_status; }}\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), config)?;
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nginx")?;
+        let mut nginx = LocalNginx { child, dir, addr };
+        let started = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if let Some(status) = nginx.child.try_wait()? {
+                let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
+                bail!("nginx exited with {status}: {log}");
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("nginx did not listen on {addr} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(nginx)
+    }
+
+    pub fn status_url(&self) -> String {
+        format!("http://{}/nginx_status", self.addr)
+    }
+}
+
+impl Drop for LocalNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,228 @@
+//! `adrt bench`: the runtime's performance figures, each next to a baseline measured in the
+//! same run on the same machine, with the target ratio. Figures, not assertions: a slow CI
+//! machine prints a worse ratio instead of failing a test.
+
+pub mod local_nginx;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+
+use super::engine_args::EngineArgs;
+use crate::exec::{CheckEngine, LiveInstance};
+use crate::settings;
+use local_nginx::LocalNginx;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A stub_status URL to use instead of starting a local nginx.
+    #[arg(long)]
+    pub nginx_url: Option<String>,
+    /// Runs per measured loop.
+    #[arg(long, default_value_t = 2000)]
+    pub iterations: u32,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let checks_dir = args.engine.checks_dir();
+    let nginx_server = match &args.nginx_url {
+        Some(_) => None,
+        None => Some(LocalNginx::start()?),
+    };
+    let nginx_url = args.nginx_url.clone().unwrap_or_else(|| nginx_server.as_ref().expect("started").status_url());
+    let n = args.iterations.max(10);
+    let mut table = Table::default();
+
+    component_load(&args.engine, &checks_dir, &mut table)?;
+    per_run_overhead(&args.engine, n, &mut table).await?;
+    nginx_check(&args.engine, &checks_dir, &nginx_url, n / 4, &mut table).await?;
+    nginx_process(&args.engine, &checks_dir, &nginx_url, &mut table)?;
+
+    print!("{}", table.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows of figures: what, measured, baseline, ratio, target.
+#[derive(Default)]
+struct Table {
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    fn row(&mut self, what: &str, measured: (&str, Duration), baseline: (&str, Duration), target: Option<f64>) {
+        let ratio = measured.1.as_secs_f64() / baseline.1.as_secs_f64();
+        let verdict = match target {
+            Some(t) if ratio <= t => format!("target <= {t}x: met"),
+            Some(t) => format!("target <= {t}x: MISSED"),
+            None => String::new(),
+        };
+        self.rows.push([
+            what.to_string(),
+            format!("{} {}", measured.0, human(measured.1)),
+            format!("{} {}", baseline.0, human(baseline.1)),
+            format!("{ratio:.2}x"),
+            verdict,
+        ]);
+    }
+
+    fn figure(&mut self, what: &str, measured: Duration, target: Duration) {
+        let verdict = if measured <= target { "met" } else { "MISSED" };
+        self.rows.push([what.to_string(), human(measured), String::new(), String::new(), format!("target <= {}: {verdict}", human(target))]);
+    }
+
+    fn render(&self) -> String {
+        let widths: Vec<usize> = (0..5).map(|i| self.rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
+            out.push_str(cells.join("  |  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn human(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 { format!("{us:.2} µs") } else { format!("{:.2} ms", us / 1000.0) }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn temp_cache(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("adrt-bench-{tag}-{}", std::process::id()))
+}
+
+/// Loading nginx.wasm: compiled from scratch vs deserialized from the artifact cache.
+fn component_load(args: &EngineArgs, checks_dir: &std::path::Path, table: &mut Table) -> anyhow::Result<()> {
+    let mut settings = args.engine_settings();
+    let cache = temp_cache("load");
+    settings.cache_dir = Some(cache.clone());
+    let engine = CheckEngine::new(settings, std::sync::Arc::new(crate::exec::HostServices::from_env()))?;
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(&cache);
+        let t = Instant::now();
+        engine.load(checks_dir, "nginx")?;
+        cold.push(t.elapsed());
+        for _ in 0..5 {
+            let t = Instant::now();
+            engine.load(checks_dir, "nginx")?;
+            warm.push(t.elapsed());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+    table.row("load nginx.wasm (cache vs compile)", ("from cache", median(warm)), ("compiled", median(cold)), None);
+    Ok(())
+}
+
+/// Calling a live instance whose run does nothing: the cost adrt adds to every run.
+async fn per_run_overhead(args: &EngineArgs, n: u32, table: &mut Table) -> anyhow::Result<()> {
+    let engine = args.engine()?;
+    let loaded = engine.load(&settings::test_checks_dir(), "hostile").context("the test components are built with the host")?;
+    let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
+    let instance = r#"{"mode":"noop"}"#;
+    for _ in 0..100 {
+        live.run("hostile:bench", instance).await;
+    }
+    let t = Instant::now();
+    for _ in 0..n * 10 {
+        let outcome = live.run("hostile:bench", instance).await;
+        anyhow::ensure!(outcome.error.is_none(), "noop run failed: {:?}", outcome.error);
+    }
+    table.figure("per-run overhead (live instance, no I/O)", t.elapsed() / (n * 10), Duration::from_micros(5));
+    Ok(())
+}
+
+/// The nginx check end to end, next to a bare GET of the same page (Rust, then Python).
+async fn nginx_check(args: &EngineArgs, checks_dir: &std::path::Path, url: &str, n: u32, table: &mut Table) -> anyhow::Result<()> {
+    let engine = args.engine()?;
+    let loaded = engine.load(checks_dir, "nginx")?;
+    let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
+    let instance = serde_json::json!({ "nginx_status_url": url }).to_string();
+    let mut runs = Vec::new();
+    for i in 0..n + 20 {
+        let t = Instant::now();
+        let outcome = live.run("nginx:bench", &instance).await;
+        anyhow::ensure!(outcome.error.is_none(), "nginx check failed: {:?}", outcome.error);
+        if i >= 20 {
+            runs.push(t.elapsed());
+        }
+    }
+    let check = median(runs);
+
+    let client = reqwest::Client::new();
+    let mut gets = Vec::new();
+    for i in 0..n + 20 {
+        let t = Instant::now();
+        client.get(url).send().await?.bytes().await?;
+        if i >= 20 {
+            gets.push(t.elapsed());
+        }
+    }
+    table.row("nginx check run vs bare GET (Rust)", ("check", check), ("GET", median(gets)), None);
+    let python = python_get(url, n)?;
+    table.row("nginx check run vs bare GET (Python)", ("check", check), ("urllib GET", python), Some(1.0));
+    Ok(())
+}
+
+/// One HTTP GET in Python's urllib, the floor of any Python check (median over `n`).
+fn python_get(url: &str, n: u32) -> anyhow::Result<Duration> {
+    let script = "import sys, time, urllib.request\n\
+        url, n = sys.argv[1], int(sys.argv[2])\n\
+        for _ in range(20): urllib.request.urlopen(url).read()\n\
+        samples = []\n\
+        for _ in range(n):\n    t = time.perf_counter(); urllib.request.urlopen(url).read(); samples.append(time.perf_counter() - t)\n\
+        samples.sort(); print(samples[len(samples) // 2])\n";
+    let out = Command::new("/usr/bin/python3").args(["-I", "-c", script, url, &n.to_string()]).output().context("running /usr/bin/python3")?;
+    anyhow::ensure!(out.status.success(), "python GET failed: {}", String::from_utf8_lossy(&out.stderr));
+    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `adrt check nginx` as a whole process (cache warm) vs starting a bare Python.
+fn nginx_process(args: &EngineArgs, checks_dir: &std::path::Path, url: &str, table: &mut Table) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let cache = args.cache_dir.clone().unwrap_or_else(|| temp_cache("process"));
+    let instance = serde_json::json!({ "nginx_status_url": url }).to_string();
+    let adrt = || {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["check", "nginx", "--instance", &instance, "--log", "warn", "--checks-dir"])
+            .arg(checks_dir)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .stdout(Stdio::null());
+        cmd
+    };
+    let python = || {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args(["-I", "-c", "pass"]);
+        cmd
+    };
+    anyhow::ensure!(adrt().status()?.success(), "adrt check nginx failed");
+    let time = |make: &dyn Fn() -> Command| -> anyhow::Result<Duration> {
+        let mut samples = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            anyhow::ensure!(make().status()?.success(), "process failed");
+            samples.push(t.elapsed());
+        }
+        Ok(median(samples))
+    };
+    let ours = time(&adrt)?;
+    let theirs = time(&python)?;
+    if args.cache_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    table.row("`adrt check nginx` process (warm cache)", ("adrt", ours), ("python3 -I -c pass", theirs), Some(1.0));
+    Ok(())
+}

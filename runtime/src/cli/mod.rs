@@ -1,0 +1,60 @@
+//! The `adrt` command line: one file per command, this file dispatches.
+//!
+//! Exit codes: 0 success, 1 a check run failed, 2 the command could not run (bad flags, bad
+//! JSON, missing check, engine failure).
+
+pub mod bench;
+pub mod check;
+pub mod engine_args;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "adrt", version, about = "AutoDiscovery check RunTime: sandboxed WebAssembly checks for Kubernetes nodes")]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `adrt=debug,check=trace`.
+    #[arg(long, global = true, env = "ADRT_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one check one-off and print what it collected.
+    Check(check::CheckArgs),
+    /// Measure the runtime: component loading, per-run overhead, the checks against bare I/O.
+    Bench(bench::BenchArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fatal(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Check(args) => check::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    result.unwrap_or_else(fatal)
+}
+
+fn fatal(error: anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::from(2)
+}
+
+/// Logs go to stderr, so stdout carries only a command's output.
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: bad log filter {filter:?} ({e}); using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,159 @@
+//! The wasmtime engine of the agent: configuration, linking, and loading checks by name.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::ExecError;
+use super::bindings::{Check, CheckPre};
+use super::cache::{ArtifactCache, Origin};
+use super::services::HostServices;
+use super::store::StoreState;
+
+/// How often the epoch advances; a call's deadline is rounded up to this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Sizes and limits of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Live component instances the pooling allocator reserves room for.
+    pub max_instances: u32,
+    /// Linear memory per component instance.
+    pub memory_limit: usize,
+    /// Wall-clock deadline of one `init` or `run` call.
+    pub call_timeout: Duration,
+    /// Where compiled artifacts are kept; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_instances: 64,
+            memory_limit: 64 << 20,
+            call_timeout: Duration::from_secs(30),
+            cache_dir: None,
+        }
+    }
+}
+
+/// A check loaded from checks.d: compiled, linked and ready to instantiate cheaply.
+pub struct LoadedCheck {
+    pub name: Arc<str>,
+    pub path: PathBuf,
+    pub origin: Origin,
+    pub(crate) pre: CheckPre<StoreState>,
+}
+
+/// The engine, its linker, and the services every store shares.
+pub struct CheckEngine {
+    pub(crate) engine: Engine,
+    linker: Linker<StoreState>,
+    cache: Option<ArtifactCache>,
+    pub(crate) settings: EngineSettings,
+    pub(crate) services: Arc<HostServices>,
+}
+
+impl CheckEngine {
+    pub fn new(settings: EngineSettings, services: Arc<HostServices>) -> Result<Arc<Self>, ExecError> {
+        let engine = Engine::new(&config(&settings)).map_err(|e| ExecError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        Check::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
+            .and_then(|_| wasmtime_wasi::p2::add_to_linker_async(&mut linker))
+            .map_err(|e| ExecError::Engine(format!("linking the host: {e:#}")))?;
+        let cache = settings.cache_dir.clone().map(|dir| ArtifactCache::new(dir, &engine));
+        let this = Arc::new(CheckEngine { engine, linker, cache, settings, services });
+        spawn_epoch_ticker(Arc::downgrade(&this));
+        Ok(this)
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    pub fn services(&self) -> &Arc<HostServices> {
+        &self.services
+    }
+
+    /// Loads `<dir>/<name>.wasm`: from the artifact cache when warm, compiled otherwise.
+    pub fn load(&self, dir: &Path, name: &str) -> Result<LoadedCheck, ExecError> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) || name.starts_with('.') {
+            return Err(ExecError::NotFound { name: name.to_string(), dir: dir.to_path_buf(), available: Vec::new() });
+        }
+        let path = dir.join(format!("{name}.wasm"));
+        let wasm = std::fs::read(&path).map_err(|_| ExecError::NotFound {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            available: available_checks(dir),
+        })?;
+        self.load_bytes(name, &path, &wasm)
+    }
+
+    /// Loads a component from memory (`path` is only for messages).
+    pub fn load_bytes(&self, name: &str, path: &Path, wasm: &[u8]) -> Result<LoadedCheck, ExecError> {
+        let invalid = |e: wasmtime::Error| ExecError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
+        let (component, origin) = match &self.cache {
+            Some(cache) => cache.load(&self.engine, name, wasm).map_err(invalid)?,
+            None => (Component::new(&self.engine, wasm).map_err(invalid)?, Origin::Compiled),
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(CheckPre::new)
+            .map_err(|e| ExecError::Invalid { path: path.to_path_buf(), reason: format!("does not fit adrt:check: {e:#}") })?;
+        Ok(LoadedCheck { name: Arc::from(name), path: path.to_path_buf(), origin, pre })
+    }
+}
+
+/// The names of the checks in a directory, sorted.
+pub fn available_checks(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".wasm").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+fn config(settings: &EngineSettings) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // Small reservations: a check's memory is capped anyway, and many instances must fit.
+    config.memory_reservation(settings.memory_limit as u64);
+    config.memory_guard_size(64 << 10);
+    config.memory_reservation_for_growth(0);
+    config.max_wasm_stack(512 << 10);
+    config.async_stack_size(1 << 20);
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = settings.max_instances;
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 8)
+        .total_stacks(instances)
+        .max_memory_size(settings.memory_limit)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the epoch every [`EPOCH_TICK`] for as long as the engine lives.
+fn spawn_epoch_ticker(engine: Weak<CheckEngine>) {
+    std::thread::Builder::new()
+        .name("adrt-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}

@@ -1,0 +1,42 @@
+//! `log`: a check's log lines, in the agent's log with the check and instance attached.
+
+use crate::exec::bindings::adrt::check::log::{Host, Level};
+use crate::exec::policy::Import;
+use crate::exec::store::StoreState;
+
+/// Longer lines are cut (and say so): a check must not fill the agent's log with one call.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+
+impl Host for StoreState {
+    fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        if self.allow(Import::Log).is_err() {
+            return Ok(());
+        }
+        let message = truncate(&message);
+        let (check, instance) = (&*self.check, self.call.instance_id.as_str());
+        match level {
+            Level::Trace => tracing::trace!(target: "check", check, instance, "{message}"),
+            Level::Debug => tracing::debug!(target: "check", check, instance, "{message}"),
+            Level::Info => tracing::info!(target: "check", check, instance, "{message}"),
+            Level::Warn => tracing::warn!(target: "check", check, instance, "{message}"),
+            Level::Error => tracing::error!(target: "check", check, instance, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
+        self.call.panic = Some(truncate(&message).into_owned());
+        Ok(())
+    }
+}
+
+fn truncate(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_LINE_BYTES {
+        return message.into();
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &message[..end], message.len() - end).into()
+}

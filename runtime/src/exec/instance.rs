@@ -1,0 +1,159 @@
+//! A live check instance: one component instance in its own store, called with a deadline.
+//!
+//! Whatever the guest does — loop, hoard memory, panic, wait on a peer that never answers —
+//! ends as a [`RunError`] of that run. After a trap the instance is poisoned (wasmtime forbids
+//! re-entering it); the caller replaces it with a fresh one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+
+use super::ExecError;
+use super::bindings::{Check, CheckError, CheckInfo};
+use super::engine::{CheckEngine, EPOCH_TICK, LoadedCheck};
+use super::store::{Call, StoreState};
+use crate::aggregate::Submissions;
+
+/// Extra time given to the async call after the epoch deadline, so the epoch trap (which
+/// names the cause) normally wins over the outer timeout.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// Why a run (or `init`) failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    /// The check rejected its configuration.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The check reported a failure (target down, unexpected response, ...).
+    #[error("{0}")]
+    Failed(String),
+    #[error("deadline of {} ms exceeded; the check was stopped", .0.as_millis())]
+    Deadline(Duration),
+    #[error("{0}")]
+    Memory(String),
+    #[error("check panicked: {0}")]
+    Panic(String),
+    #[error("check trapped: {0}")]
+    Trap(String),
+    /// The instance cannot be used after an earlier trap.
+    #[error("instance is poisoned by an earlier trap")]
+    Poisoned,
+}
+
+/// The result of one run: what was submitted (also on failure) and how it ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub submissions: Submissions,
+    pub error: Option<RunError>,
+    pub duration: Duration,
+}
+
+pub struct LiveInstance {
+    store: Store<StoreState>,
+    check: Check,
+    info: CheckInfo,
+    timeout: Duration,
+    poisoned: bool,
+}
+
+impl LiveInstance {
+    /// Instantiates the check and calls its `init` with the init_config JSON.
+    pub async fn start(engine: &CheckEngine, loaded: &LoadedCheck, init_config: &str) -> Result<Self, ExecError> {
+        let settings = engine.settings();
+        let state = StoreState::new(loaded.name.clone(), Arc::clone(engine.services()), settings.memory_limit);
+        let mut store = Store::new(&engine.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_trap();
+        let timeout = settings.call_timeout;
+        let name = loaded.name.to_string();
+
+        arm(&mut store, "", timeout);
+        let started = tokio::time::timeout(timeout + DEADLINE_GRACE, async {
+            let check = loaded.pre.instantiate_async(&mut store).await?;
+            let info = check.call_info(&mut store).await?;
+            let init = check.call_init(&mut store, init_config).await?;
+            wasmtime::Result::Ok((check, info, init))
+        })
+        .await;
+        let (check, info, init) = match started {
+            Ok(Ok(started)) => started,
+            Ok(Err(trap)) => return Err(ExecError::Init { check: name, error: classify(&store, &trap, timeout) }),
+            Err(_) => return Err(ExecError::Init { check: name, error: RunError::Deadline(timeout) }),
+        };
+        match init {
+            Ok(()) => Ok(LiveInstance { store, check, info, timeout, poisoned: false }),
+            Err(error) => Err(ExecError::Init { check: name, error: from_check_error(error) }),
+        }
+    }
+
+    /// The name and version the check reports.
+    pub fn info(&self) -> &CheckInfo {
+        &self.info
+    }
+
+    /// False after a trap: the caller must start a new instance.
+    pub fn is_usable(&self) -> bool {
+        !self.poisoned
+    }
+
+    /// Runs one check instance: its ID and resolved instance JSON.
+    pub async fn run(&mut self, instance_id: &str, instance: &str) -> RunOutcome {
+        let started = Instant::now();
+        if self.poisoned {
+            return RunOutcome { submissions: Submissions::default(), error: Some(RunError::Poisoned), duration: Duration::ZERO };
+        }
+        arm(&mut self.store, instance_id, self.timeout);
+        let result = tokio::time::timeout(
+            self.timeout + DEADLINE_GRACE,
+            self.check.call_run(&mut self.store, instance_id, instance),
+        )
+        .await;
+        let error = match result {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(error))) => Some(from_check_error(error)),
+            Ok(Err(trap)) => {
+                self.poisoned = true;
+                Some(classify(&self.store, &trap, self.timeout))
+            }
+            Err(_) => {
+                self.poisoned = true;
+                Some(RunError::Deadline(self.timeout))
+            }
+        };
+        let call = std::mem::replace(&mut self.store.data_mut().call, Call::idle());
+        RunOutcome { submissions: call.submissions, error, duration: started.elapsed() }
+    }
+}
+
+/// Starts a call: its deadline for host calls and the epoch deadline for guest code.
+fn arm(store: &mut Store<StoreState>, instance_id: &str, timeout: Duration) {
+    let state = store.data_mut();
+    state.call = Call::start(instance_id, Instant::now() + timeout);
+    state.memory.exceeded = None;
+    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+    store.set_epoch_deadline(ticks);
+}
+
+fn from_check_error(error: CheckError) -> RunError {
+    match error {
+        CheckError::Config(message) => RunError::Config(message),
+        CheckError::Run(message) => RunError::Failed(message),
+    }
+}
+
+/// Names the cause of a trap: memory limit, panic, deadline, or the trap itself.
+fn classify(store: &Store<StoreState>, trap: &wasmtime::Error, timeout: Duration) -> RunError {
+    let state = store.data();
+    if state.memory.exceeded.is_some() {
+        return RunError::Memory(format!("memory limit of {} MiB exceeded; the check was stopped", state.memory.limit >> 20));
+    }
+    if let Some(message) = &state.call.panic {
+        return RunError::Panic(message.clone());
+    }
+    if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        return RunError::Deadline(timeout);
+    }
+    let causes: Vec<String> = trap.chain().map(|c| c.to_string()).filter(|c| !c.contains("wasm backtrace")).collect();
+    RunError::Trap(if causes.is_empty() { trap.to_string() } else { causes.join(": ") })
+}

@@ -1,0 +1,43 @@
+//! Running checks in wasmtime: the only module that knows wasmtime.
+//!
+//! - `bindings`: the one `bindgen!` of `wit/check.wit`.
+//! - [`engine`]: engine configuration (pooling, epochs, memory limits), linking, loading checks.
+//! - [`cache`]: compiled artifacts on disk, keyed by content and engine.
+//! - [`instance`]: a live check instance and its deadline-bounded calls.
+//! - [`store`]: per-store state (current call, limits, WASI context).
+//! - `host`: one file per WIT interface.
+//! - [`policy`]: the hook every import passes.
+//! - [`services`]: what all stores share (policy, HTTP clients, agent settings, state).
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod host;
+pub mod instance;
+pub mod policy;
+pub mod services;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
+pub use instance::{LiveInstance, RunError, RunOutcome};
+pub use services::{AgentSettings, HostServices};
+
+/// Why a check could not be loaded or started. None of these stop the agent: the check
+/// concerned is reported as failing and the others go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("no check named {name:?} in {}{}", dir.display(), available_list(available))]
+    NotFound { name: String, dir: PathBuf, available: Vec<String> },
+    #[error("{} is not a valid adrt check component: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("check {check}: init failed: {error}")]
+    Init { check: String, error: RunError },
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+fn available_list(available: &[String]) -> String {
+    if available.is_empty() { String::new() } else { format!(" (available: {})", available.join(", ")) }
+}

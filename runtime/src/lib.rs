@@ -1,0 +1,18 @@
+//! adrt: an AutoDiscovery check RunTime.
+//!
+//! Checks are WebAssembly components (see `wit/check.wit`) loaded from a `checks.d` directory and
+//! run by wasmtime in a sandbox; what they submit is aggregated with the Datadog agent's semantics.
+//!
+//! # Layout
+//! - [`settings`]: where checks and the compiled-artifact cache live.
+//! - [`exec`]: wasmtime — the engine, the artifact cache, live check instances, and one host file
+//!   per WIT interface. Only this module knows wasmtime.
+//! - [`instance_id`]: stable IDs of check instances.
+//! - [`aggregate`]: turns what a run submitted into series (rates, deltas, histograms, tags).
+//! - [`cli`]: the `adrt` commands (`check`, `bench`).
+
+pub mod aggregate;
+pub mod cli;
+pub mod exec;
+pub mod instance_id;
+pub mod settings;

@@ -1,0 +1,70 @@
+//! A check that misbehaves on request (instance key `mode`), to show that the sandbox contains
+//! it: the deadline stops loops and hung host calls, the memory limit stops hoarding, and a
+//! panic's message reaches the error. Mode `noop` is the per-run overhead benchmark.
+
+use adrt_check_sdk::{Check, CheckError, Context, HttpOptions};
+use serde::Deserialize;
+
+pub struct Hostile;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Instance {
+    /// Nothing at all: the per-run overhead benchmark.
+    Noop,
+    /// One gauge, nothing else.
+    Ok,
+    /// Spin forever.
+    Loop,
+    /// Allocate until something stops it.
+    Alloc,
+    Panic { message: String },
+    /// An HTTP GET with no timeout of its own: only the run's deadline can cut it.
+    Http { url: String },
+    /// Count runs in the host-side state of this instance.
+    Counter,
+}
+
+impl Check for Hostile {
+    const NAME: &'static str = "hostile";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type InitConfig = adrt_check_sdk::serde_json::Value;
+    type Instance = Instance;
+
+    fn init(_: Self::InitConfig) -> Result<Self, CheckError> {
+        Ok(Hostile)
+    }
+
+    fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
+        match instance {
+            Instance::Noop => {}
+            Instance::Ok => ctx.gauge("hostile.ok", 1.0, &[]),
+            Instance::Loop => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Instance::Alloc => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Instance::Panic { message } => panic!("{message}"),
+            Instance::Http { url } => {
+                let response = ctx.http_get(&url, &HttpOptions::default())?;
+                ctx.gauge("hostile.http_status", f64::from(response.status), &[]);
+            }
+            Instance::Counter => {
+                let runs: u64 = ctx.state_get("runs").and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
+                ctx.state_set("runs", Some(&runs.to_string()));
+                ctx.gauge("hostile.runs", runs as f64, &[]);
+            }
+        }
+        Ok(())
+    }
+}
+
+adrt_check_sdk::export_check!(Hostile);
