@@ -12,14 +12,25 @@
   ;; 96: a zeroed result<_, check-error>, i.e. ok
   (data (i32.const 160) "hello from a WASI check\n")
 
-  ;; A bump allocator: instance IDs and JSON are small, and instances are short-lived in tests.
+  ;; A bump allocator that grows memory as needed (the WASI adapter allocates its state here).
   (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
     (local $ptr i32)
+    (local $end i32)
     (local.set $ptr
       (i32.and
         (i32.sub (i32.add (global.get $heap) (local.get $align)) (i32.const 1))
         (i32.sub (i32.const 0) (local.get $align))))
-    (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then
+        (if (i32.eq
+              (memory.grow
+                (i32.sub
+                  (i32.shr_u (i32.add (local.get $end) (i32.const 65535)) (i32.const 16))
+                  (memory.size)))
+              (i32.const -1))
+          (then unreachable))))
+    (global.set $heap (local.get $end))
     (local.get $ptr))
 
   (func (export "info") (result i32) (i32.const 64))

@@ -121,7 +121,7 @@ fn component_load(args: &EngineArgs, checks_dir: &std::path::Path, table: &mut T
         }
     }
     let _ = std::fs::remove_dir_all(&cache);
-    table.row("load nginx.wasm (cache vs compile)", ("from cache", median(warm)), ("compiled", median(cold)), None);
+    table.row("load nginx.wasm: compile vs from cache", ("compiled", median(cold)), ("from cache", median(warm)), None);
     Ok(())
 }
 

@@ -112,16 +112,16 @@ fn classify(url: &str, error: &reqwest::Error) -> Error {
     }
 }
 
-/// The error and its sources, most specific last, without repeats.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
+/// The error's causes, most specific last, without repeats or reqwest's restatement of the URL.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = Some(error);
     while let Some(cause) = source {
         let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        if !text.starts_with("error sending request") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         source = cause.source();
     }
-    parts.join(": ")
+    if parts.is_empty() { error.to_string() } else { parts.join(": ") }
 }

@@ -16,6 +16,8 @@ pub enum Instance {
     Ok,
     /// Spin forever.
     Loop,
+    /// Submit metrics without end.
+    Flood,
     /// Allocate until something stops it.
     Alloc,
     Panic { message: String },
@@ -45,6 +47,9 @@ impl Check for Hostile {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
+            Instance::Flood => loop {
+                ctx.gauge("hostile.flood", 1.0, &[]);
+            },
             Instance::Alloc => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {

@@ -1,0 +1,14 @@
+//! adrt's integration tests: one binary, one module per area. They drive the real `adrt`
+//! binary and the real components built by `cargo build` (checks.d and test-checks.d),
+//! against real servers started here (nginx).
+
+mod util;
+
+/// `adrt check nginx` against a real nginx, and against a closed port.
+mod nginx;
+/// Hostile components: loops, hung peers, memory hoarding, panics; neighbours keep working.
+mod sandbox;
+/// A component that imports WASI runs, and its stdout reaches the log.
+mod wasi;
+/// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
+mod cli;
