@@ -11,19 +11,29 @@ use crate::exec::store::StoreState;
 /// A larger body is refused rather than buffered: the host's memory is not the check's.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 
-/// Clients by TLS settings, built once (loading the system roots is slow) and shared.
+/// Clients by TLS settings, built once and shared.
 #[derive(Default)]
 pub(crate) struct HttpClients {
-    clients: Mutex<HashMap<(bool, Option<String>), reqwest::Client>>,
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+}
+
+/// What distinguishes two clients. Plain-HTTP requests get a client without the system's root
+/// certificates, whose loading costs milliseconds that a one-off `adrt check` would notice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    https: bool,
+    tls_verify: bool,
+    ca_file: Option<String>,
 }
 
 impl HttpClients {
-    fn get(&self, tls_verify: bool, ca_file: Option<&str>) -> Result<reqwest::Client, Error> {
-        let key = (tls_verify, ca_file.map(str::to_string));
+    fn get(&self, key: ClientKey) -> Result<reqwest::Client, Error> {
         if let Some(client) = self.clients.lock().unwrap().get(&key) {
             return Ok(client.clone());
         }
+        let ClientKey { https, tls_verify, ca_file } = &key;
         let mut builder = reqwest::Client::builder()
+            .tls_built_in_root_certs(*https)
             .danger_accept_invalid_certs(!tls_verify)
             .redirect(reqwest::redirect::Policy::limited(5))
             .pool_idle_timeout(Duration::from_secs(60));
@@ -47,7 +57,9 @@ impl Host for StoreState {
         if timeout.is_zero() {
             return Err(Error::Timeout(format!("{}: no time left before the check's deadline", request.url)));
         }
-        let client = self.services.http.get(request.tls_verify, request.ca_file.as_deref())?;
+        let https = request.url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let key = ClientKey { https, tls_verify: request.tls_verify, ca_file: request.ca_file.clone() };
+        let client = self.services.http.get(key)?;
         let url = request.url.clone();
         match tokio::time::timeout(timeout, perform(client, request)).await {
             Ok(result) => result,
