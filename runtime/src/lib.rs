@@ -12,7 +12,14 @@
 //! - [`cli`]: the `adrt` commands (`check`, `bench`).
 
 pub mod aggregate;
+pub mod annotations;
 pub mod cli;
+pub mod confd;
+pub mod discover;
 pub mod exec;
 pub mod instance_id;
+pub mod pod;
+pub mod resolve;
+pub mod schedule;
 pub mod settings;
+pub mod status;

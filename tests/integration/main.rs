@@ -12,3 +12,7 @@ mod sandbox;
 mod wasi;
 /// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
 mod cli;
+/// Fake kubelet and Kubernetes API servers that speak the real wire protocol.
+mod fake_kube;
+/// Pod listeners (kubelet poll, API watch, pods file) against the fakes.
+mod discover;

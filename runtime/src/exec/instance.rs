@@ -46,6 +46,8 @@ pub enum RunError {
 pub struct RunOutcome {
     pub submissions: Submissions,
     pub error: Option<RunError>,
+    /// What the check logged at warn level.
+    pub warnings: Vec<String>,
     pub duration: Duration,
 }
 
@@ -101,7 +103,12 @@ impl LiveInstance {
     pub async fn run(&mut self, instance_id: &str, instance: &str) -> RunOutcome {
         let started = Instant::now();
         if self.poisoned {
-            return RunOutcome { submissions: Submissions::default(), error: Some(RunError::Poisoned), duration: Duration::ZERO };
+            return RunOutcome {
+                submissions: Submissions::default(),
+                error: Some(RunError::Poisoned),
+                warnings: Vec::new(),
+                duration: Duration::ZERO,
+            };
         }
         arm(&mut self.store, instance_id, self.timeout);
         let result = tokio::time::timeout(
@@ -122,7 +129,7 @@ impl LiveInstance {
             }
         };
         let call = std::mem::replace(&mut self.store.data_mut().call, Call::idle());
-        RunOutcome { submissions: call.submissions, error, duration: started.elapsed() }
+        RunOutcome { submissions: call.submissions, error, warnings: call.warnings, duration: started.elapsed() }
     }
 }
 

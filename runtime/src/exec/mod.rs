@@ -6,6 +6,7 @@
 //! - [`instance`]: a live check instance and its deadline-bounded calls.
 //! - [`store`]: per-store state (current call, limits, WASI context).
 //! - `host`: one file per WIT interface.
+//! - [`pool`]: checks loaded once by name; live instances pooled per (check, init_config).
 //! - [`policy`]: the hook every import passes.
 //! - [`services`]: what all stores share (policy, HTTP clients, agent settings, state).
 
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod host;
 pub mod instance;
 pub mod policy;
+pub mod pool;
 pub mod services;
 pub mod store;
 
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 
 pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
 pub use instance::{LiveInstance, RunError, RunOutcome};
+pub use pool::{CheckRegistry, InstancePool};
 pub use services::{AgentSettings, HostServices};
 
 /// Why a check could not be loaded or started. None of these stop the agent: the check

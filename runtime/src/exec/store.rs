@@ -54,11 +54,19 @@ pub struct Call {
     pub submissions: Submissions,
     /// The message of a guest panic, reported by the SDK's panic hook before it aborts.
     pub panic: Option<String>,
+    /// What the check logged at warn level: the run is reported as WARNING with these.
+    pub warnings: Vec<String>,
 }
 
 impl Call {
     pub fn idle() -> Self {
-        Call { instance_id: String::new(), deadline: Instant::now(), submissions: Submissions::default(), panic: None }
+        Call {
+            instance_id: String::new(),
+            deadline: Instant::now(),
+            submissions: Submissions::default(),
+            panic: None,
+            warnings: Vec::new(),
+        }
     }
 
     pub fn start(instance_id: &str, deadline: Instant) -> Self {

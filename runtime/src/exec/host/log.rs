@@ -18,7 +18,12 @@ impl Host for StoreState {
             Level::Trace => tracing::trace!(target: "check", check, instance, "{message}"),
             Level::Debug => tracing::debug!(target: "check", check, instance, "{message}"),
             Level::Info => tracing::info!(target: "check", check, instance, "{message}"),
-            Level::Warn => tracing::warn!(target: "check", check, instance, "{message}"),
+            Level::Warn => {
+                tracing::warn!(target: "check", check, instance, "{message}");
+                if self.call.warnings.len() < 100 {
+                    self.call.warnings.push(message.into_owned());
+                }
+            }
             Level::Error => tracing::error!(target: "check", check, instance, "{message}"),
         }
         Ok(())

@@ -1,0 +1,289 @@
+//! Autodiscovery for one pod: check templates from its annotations and from conf.d files with
+//! `ad_identifiers`, resolved per container (template variables, tags, ID), with every problem.
+//! Pure: the scheduler calls [`discover_pod`] again whenever the pod changes.
+
+pub mod tags;
+pub mod template;
+
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::annotations;
+use crate::confd::FileConfig;
+use crate::instance_id::instance_id;
+use crate::pod::{Container, Pod};
+use template::{Target, Vars};
+
+pub struct DiscoveryContext<'a> {
+    /// `%%hostname%%`.
+    pub node_name: &'a str,
+    /// `%%env_<VAR>%%` resolves only for these names.
+    pub env_allowlist: &'a [String],
+    /// Whether checks.d holds `<name>.wasm`.
+    pub known_checks: &'a dyn Fn(&str) -> bool,
+    /// conf.d configs with `ad_identifiers`.
+    pub file_templates: &'a [FileConfig],
+}
+
+/// Where a config applies; empty strings for static conf.d configs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Source {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedConfig {
+    /// `instance_id(check, &[pod_uid, container], &init_config, &instance)`.
+    pub id: String,
+    pub check: String,
+    pub provider: String,
+    pub source: Source,
+    pub init_config: Value,
+    /// Template variables resolved.
+    pub instance: Value,
+    /// The container's tags, to add to everything the instance sends.
+    pub tags: Vec<String>,
+    pub tolerate_unready: bool,
+    /// The instance's `min_collection_interval`, seconds, > 0.
+    pub min_collection_interval: Option<f64>,
+}
+
+/// A template that cannot be scheduled (yet): unresolvable variable, unknown check, ...
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnresolvedConfig {
+    pub check: String,
+    pub provider: String,
+    pub source: Source,
+    /// The template as written.
+    pub instance: Value,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// `pod <ns>/<name>`, `pod <ns>/<name> container <c>` or `file <path>`.
+    pub entity: String,
+    pub severity: Severity,
+    /// Names the annotation key or file.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PodConfigs {
+    pub resolved: Vec<ResolvedConfig>,
+    pub unresolved: Vec<UnresolvedConfig>,
+    pub problems: Vec<Problem>,
+}
+
+/// One instance template, whatever declared it.
+struct Candidate<'a> {
+    check: &'a str,
+    provider: String,
+    /// The annotation key or file, for messages.
+    origin: String,
+    init_config: &'a Value,
+    instance: &'a Value,
+    ignore_tags: bool,
+}
+
+/// What every candidate of one container (or of the static configs) shares.
+struct Scope<'a> {
+    ctx: &'a DiscoveryContext<'a>,
+    vars: Vars<'a>,
+    source: Source,
+    entity: String,
+    tags: Vec<String>,
+    tolerate_unready: bool,
+}
+
+pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
+    let (parsed, problems) = annotations::parse(pod);
+    let mut out = PodConfigs { problems, ..PodConfigs::default() };
+    let empty = Map::new().into();
+    for container in pod.all_containers() {
+        let Some(ann) = parsed.containers.get(&container.name) else { continue };
+        let entity = format!("pod {} container {}", pod.key(), container.name);
+        if let Some(key) = parsed.excluded_by.as_ref().or(ann.excluded_by.as_ref()) {
+            if !ann.templates.is_empty() {
+                out.problems.push(Problem {
+                    entity,
+                    severity: Severity::Warning,
+                    message: format!("check annotations of the container are ignored: `{key}` excludes it"),
+                });
+            }
+            continue;
+        }
+        let mut candidates: Vec<Candidate> = ann
+            .templates
+            .iter()
+            .map(|t| Candidate {
+                check: &t.check,
+                provider: t.format.provider().to_string(),
+                origin: format!("annotation `{}`", t.key),
+                init_config: &t.init_config,
+                instance: &t.instance,
+                ignore_tags: t.ignore_autodiscovery_tags,
+            })
+            .collect();
+        let identifiers = ad_identifiers(container, ann);
+        for file in ctx.file_templates {
+            if !file.ad_identifiers.iter().any(|id| identifiers.contains(&id.as_str())) {
+                continue;
+            }
+            // Datadog: a check named by the container's annotations replaces the file template
+            // of that check, and an empty check_names list disables every file template.
+            if let Some(names) = &ann.check_names
+                && (names.is_empty() || names.contains(&file.check))
+            {
+                continue;
+            }
+            for instance in &file.instances {
+                candidates.push(Candidate {
+                    check: &file.check,
+                    provider: format!("file {} (ad_identifiers)", file.display_path()),
+                    origin: format!("file {}", file.path.display()),
+                    init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
+                    instance,
+                    ignore_tags: false,
+                });
+            }
+        }
+        if candidates.is_empty() {
+            continue;
+        }
+        let annotation_tags: Vec<String> = parsed.tags.iter().chain(&ann.tags).cloned().collect();
+        let scope = Scope {
+            ctx,
+            vars: Vars { target: Some(Target { pod, container }), node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
+            source: Source {
+                namespace: pod.metadata.namespace.clone(),
+                pod: pod.metadata.name.clone(),
+                pod_uid: pod.metadata.uid.clone(),
+                container: container.name.clone(),
+            },
+            entity,
+            tags: tags::container_tags(pod, container, &annotation_tags),
+            tolerate_unready: parsed.tolerate_unready,
+        };
+        for candidate in candidates {
+            scope.emit(candidate, &mut out);
+        }
+    }
+    out
+}
+
+/// What file templates match: the custom `check.id`, else the image name and short name.
+fn ad_identifiers<'a>(container: &'a Container, ann: &'a annotations::ContainerAnnotations) -> Vec<&'a str> {
+    if ann.ad_identifier != container.name {
+        return vec![ann.ad_identifier.as_str()];
+    }
+    let image = tags::Image::parse(&container.image);
+    vec![image.name, image.short]
+}
+
+pub fn static_configs(files: &[FileConfig], ctx: &DiscoveryContext) -> PodConfigs {
+    let mut out = PodConfigs::default();
+    let empty = Map::new().into();
+    for file in files.iter().filter(|f| f.ad_identifiers.is_empty()) {
+        let scope = Scope {
+            ctx,
+            vars: Vars { target: None, node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
+            source: Source::default(),
+            entity: format!("file {}", file.path.display()),
+            tags: Vec::new(),
+            tolerate_unready: false,
+        };
+        for instance in &file.instances {
+            let candidate = Candidate {
+                check: &file.check,
+                provider: format!("file {}", file.display_path()),
+                origin: format!("file {}", file.path.display()),
+                init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
+                instance,
+                ignore_tags: false,
+            };
+            scope.emit(candidate, &mut out);
+        }
+    }
+    out
+}
+
+impl Scope<'_> {
+    fn emit(&self, c: Candidate, out: &mut PodConfigs) {
+        let problem = |severity, message: String| Problem { entity: self.entity.clone(), severity, message };
+        let unresolved = |reason: String| UnresolvedConfig {
+            check: c.check.to_string(),
+            provider: c.provider.clone(),
+            source: self.source.clone(),
+            instance: c.instance.clone(),
+            reason,
+        };
+        if !(self.ctx.known_checks)(c.check) {
+            let reason = format!("no check component `{}.wasm` in checks.d", c.check);
+            out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
+            out.unresolved.push(unresolved(reason));
+            return;
+        }
+        if template::has_variables(c.init_config) {
+            out.problems.push(problem(
+                Severity::Warning,
+                format!("{}: init_config of check `{}` holds template variables, which are resolved in instances only", c.origin, c.check),
+            ));
+        }
+        let instance = match template::resolve(c.instance, &self.vars) {
+            Ok(instance) => instance,
+            Err(e) => {
+                // A pod without an IP yet is a normal step of its start, not a mistake.
+                if !e.transient {
+                    out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {}", c.origin, c.check, e.reason)));
+                }
+                out.unresolved.push(unresolved(e.reason));
+                return;
+            }
+        };
+        let min_collection_interval = match instance.get("min_collection_interval") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64().filter(|s| s.is_finite() && *s > 0.0) {
+                Some(seconds) => Some(seconds),
+                None => {
+                    let reason = format!("min_collection_interval must be a number of seconds > 0, not {v}");
+                    out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
+                    out.unresolved.push(unresolved(reason));
+                    return;
+                }
+            },
+        };
+        let id = instance_id(c.check, &[&self.source.pod_uid, &self.source.container], c.init_config, &instance);
+        if let Some(first) = out.resolved.iter().find(|r| r.id == id) {
+            out.problems.push(problem(
+                Severity::Warning,
+                format!("{}: an instance of check `{}` repeats one from {}: scheduled once", c.origin, c.check, first.provider),
+            ));
+            return;
+        }
+        out.resolved.push(ResolvedConfig {
+            id,
+            check: c.check.to_string(),
+            provider: c.provider,
+            source: self.source.clone(),
+            init_config: c.init_config.clone(),
+            instance,
+            tags: if c.ignore_tags { Vec::new() } else { self.tags.clone() },
+            tolerate_unready: self.tolerate_unready,
+            min_collection_interval,
+        });
+    }
+}

@@ -1,0 +1,306 @@
+//! The scheduler: which check instances should run, and running them on time.
+//!
+//! [`Scheduler::reconcile`] takes the desired set (every resolved config, paused or not) and
+//! brings the running set to it: new instances run at once, gone ones stop, a changed config is
+//! a new ID and so replaces the old one. [`Scheduler::run`] is the timer loop: it hands due
+//! instances to a bounded pool of workers, never runs an instance twice at once, and spreads
+//! later runs over the interval so that many instances do not fire together.
+
+mod timing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::aggregate::{Aggregator, Flushed};
+use crate::exec::{CheckRegistry, ExecError, RunOutcome};
+use crate::resolve::ResolvedConfig;
+use crate::status::{self, CheckStatus, InstanceStatus};
+
+pub use timing::next_run;
+
+/// One wanted check instance.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub config: ResolvedConfig,
+    /// The pod is not ready and the config does not tolerate that.
+    pub paused: bool,
+}
+
+/// Where aggregated results go once a run is done.
+pub trait Sink: Send + Sync {
+    fn send(&self, config: &ResolvedConfig, flushed: &Flushed);
+}
+
+pub struct Scheduler {
+    registry: Arc<CheckRegistry>,
+    default_interval: Duration,
+    workers: Arc<Semaphore>,
+    instances: Mutex<HashMap<String, Scheduled>>,
+    aggregator: Mutex<Aggregator>,
+    sink: Arc<dyn Sink>,
+    wake: Notify,
+}
+
+struct Scheduled {
+    config: ResolvedConfig,
+    init_config: String,
+    instance: String,
+    tags: Vec<String>,
+    interval: Duration,
+    paused: bool,
+    running: bool,
+    first_run: Option<Instant>,
+    next_run: Instant,
+    stats: Stats,
+}
+
+#[derive(Default)]
+struct Stats {
+    version: Option<String>,
+    runs: u64,
+    total_time: Duration,
+    last_run: Option<SystemTime>,
+    last: Option<LastRun>,
+}
+
+struct LastRun {
+    error: Option<String>,
+    warnings: Vec<String>,
+    metrics: usize,
+    events: usize,
+    service_checks: usize,
+}
+
+impl Scheduler {
+    pub fn new(registry: Arc<CheckRegistry>, default_interval: Duration, workers: usize, sink: Arc<dyn Sink>) -> Arc<Self> {
+        Arc::new(Scheduler {
+            registry,
+            default_interval,
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            instances: Mutex::default(),
+            aggregator: Mutex::default(),
+            sink,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Brings the scheduled set to `desired`.
+    pub fn reconcile(&self, desired: Vec<Desired>) {
+        let now = Instant::now();
+        let mut instances = self.instances.lock().unwrap();
+        let mut wanted: HashMap<String, Desired> = desired.into_iter().map(|d| (d.config.id.clone(), d)).collect();
+        let gone: Vec<String> = instances.keys().filter(|id| !wanted.contains_key(*id)).cloned().collect();
+        for id in gone {
+            instances.remove(&id);
+            self.forget(&id);
+            tracing::info!(instance = %id, "unscheduled");
+        }
+        for (id, scheduled) in instances.iter_mut() {
+            let desired = wanted.remove(id).expect("kept only wanted ids");
+            if scheduled.paused && !desired.paused {
+                scheduled.next_run = now; // resumes at once
+            }
+            scheduled.paused = desired.paused;
+            scheduled.config = desired.config; // same ID: only tags or provider text can differ
+        }
+        for (id, desired) in wanted {
+            let config = desired.config;
+            let interval = config.min_collection_interval.map_or(self.default_interval, Duration::from_secs_f64);
+            tracing::info!(instance = %id, check = %config.check, pod = %config.source.pod, paused = desired.paused, "scheduled");
+            let tags = instance_tags(&config);
+            instances.insert(
+                id,
+                Scheduled {
+                    init_config: config.init_config.to_string(),
+                    instance: config.instance.to_string(),
+                    tags,
+                    config,
+                    interval,
+                    paused: desired.paused,
+                    running: false,
+                    first_run: None,
+                    next_run: now,
+                    stats: Stats::default(),
+                },
+            );
+        }
+        let registry_keys: Vec<(String, String)> =
+            instances.values().map(|s| (s.config.check.clone(), s.init_config.clone())).collect();
+        drop(instances);
+        self.registry.retain_pools(|check, init| registry_keys.iter().any(|(c, i)| c == check && i == init));
+        self.wake.notify_one();
+    }
+
+    fn forget(&self, id: &str) {
+        self.aggregator.lock().unwrap().forget(id);
+        self.registry.engine().services().forget_instance(id);
+    }
+
+    /// The timer loop; returns when `shutdown` completes.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let now = Instant::now();
+            let mut due = Vec::new();
+            let mut next_wake = now + Duration::from_secs(3600);
+            {
+                let mut instances = self.instances.lock().unwrap();
+                for (id, s) in instances.iter_mut() {
+                    if s.paused || s.running {
+                        continue;
+                    }
+                    if s.next_run <= now {
+                        s.running = true;
+                        due.push(id.clone());
+                    } else {
+                        next_wake = next_wake.min(s.next_run);
+                    }
+                }
+            }
+            for id in due {
+                let this = Arc::clone(&self);
+                tokio::spawn(async move { this.run_one(id).await });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_wake.into()) => {}
+                _ = self.wake.notified() => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Runs one instance on a worker, then records the outcome and schedules the next run.
+    async fn run_one(&self, id: String) {
+        let _permit = self.workers.acquire().await.expect("the semaphore is never closed");
+        let Some((config, init_config, instance, tags)) = self.instances.lock().unwrap().get(&id).map(|s| {
+            (s.config.clone(), s.init_config.clone(), s.instance.clone(), s.tags.clone())
+        }) else {
+            return; // unscheduled while waiting for a worker
+        };
+        let started = Instant::now();
+        let outcome = self.execute(&config.check, &init_config, &id, &instance).await;
+        let flushed = self.aggregator.lock().unwrap().flush(&id, &tags, Instant::now(), outcome.submissions);
+        let mut instances = self.instances.lock().unwrap();
+        let Some(s) = instances.get_mut(&id) else {
+            drop(instances);
+            self.forget(&id); // unscheduled during the run: its counters must not linger
+            return;
+        };
+        if let Some(error) = &outcome.error {
+            tracing::warn!(instance = %id, check = %config.check, pod = %config.source.pod, "run failed: {error}");
+        }
+        self.sink.send(&s.config, &flushed);
+        s.stats.runs += 1;
+        s.stats.total_time += outcome.duration;
+        s.stats.last_run = Some(SystemTime::now());
+        if outcome.version.is_some() {
+            s.stats.version = outcome.version;
+        }
+        s.stats.last = Some(LastRun {
+            error: outcome.error,
+            warnings: outcome.warnings,
+            metrics: flushed.series.len(),
+            events: flushed.events.len(),
+            service_checks: flushed.service_checks.len(),
+        });
+        let first = *s.first_run.get_or_insert(started);
+        s.next_run = next_run(&id, first, s.interval, s.stats.runs, Instant::now());
+        s.running = false;
+        drop(instances);
+        self.wake.notify_one();
+    }
+
+    /// One run on a pooled live instance; loading and init failures are that run's error.
+    async fn execute(&self, check: &str, init_config: &str, id: &str, instance: &str) -> Execution {
+        let failed = |error: ExecError| Execution {
+            submissions: Default::default(),
+            error: Some(error.to_string()),
+            warnings: Vec::new(),
+            duration: Duration::ZERO,
+            version: None,
+        };
+        let pool = match self.registry.pool(check, init_config) {
+            Ok(pool) => pool,
+            Err(error) => return failed(error),
+        };
+        let mut live = match pool.take(self.registry.engine()).await {
+            Ok(live) => live,
+            Err(error) => return failed(error),
+        };
+        let version = Some(live.info().version.clone());
+        let RunOutcome { submissions, error, warnings, duration } = live.run(id, instance).await;
+        pool.give_back(live);
+        Execution { submissions, error: error.map(|e| e.to_string()), warnings, duration, version }
+    }
+
+    /// The checks and their instances, sorted, for `adrt info`.
+    pub fn status(&self) -> Vec<CheckStatus> {
+        let instances = self.instances.lock().unwrap();
+        let mut by_check: std::collections::BTreeMap<&str, CheckStatus> = Default::default();
+        let mut sorted: Vec<&Scheduled> = instances.values().collect();
+        sorted.sort_by(|a, b| {
+            let key = |s: &Scheduled| (s.config.source.namespace.clone(), s.config.source.pod.clone(), s.config.source.container.clone(), s.config.id.clone());
+            key(a).cmp(&key(b))
+        });
+        for s in sorted {
+            let check = by_check.entry(&s.config.check).or_insert_with(|| CheckStatus { name: s.config.check.clone(), ..Default::default() });
+            if check.version.is_none() {
+                check.version = s.stats.version.clone();
+            }
+            let (status, message) = match &s.stats.last {
+                None => ("PENDING", None),
+                Some(LastRun { error: Some(error), .. }) => ("ERROR", Some(error.clone())),
+                Some(LastRun { warnings, .. }) if !warnings.is_empty() => ("WARNING", Some(warnings.join("; "))),
+                Some(_) => ("OK", None),
+            };
+            let last = s.stats.last.as_ref();
+            check.instances.push(InstanceStatus {
+                id: s.config.id.clone(),
+                status: status.to_string(),
+                paused: s.paused,
+                message,
+                metrics: last.map_or(0, |l| l.metrics),
+                events: last.map_or(0, |l| l.events),
+                service_checks: last.map_or(0, |l| l.service_checks),
+                source: status::Source {
+                    namespace: s.config.source.namespace.clone(),
+                    pod: s.config.source.pod.clone(),
+                    container: s.config.source.container.clone(),
+                },
+                provider: s.config.provider.clone(),
+                last_run: s.stats.last_run.map(status::rfc3339),
+                total_runs: s.stats.runs,
+                avg_run_us: (s.stats.total_time.as_micros() as u64).checked_div(s.stats.runs).unwrap_or(0),
+            });
+        }
+        by_check.into_values().collect()
+    }
+
+    /// Whether an instance is scheduled and paused (tests, benchmarks).
+    pub fn is_paused(&self, id: &str) -> Option<bool> {
+        self.instances.lock().unwrap().get(id).map(|s| s.paused)
+    }
+}
+
+struct Execution {
+    submissions: crate::aggregate::Submissions,
+    error: Option<String>,
+    warnings: Vec<String>,
+    duration: Duration,
+    version: Option<String>,
+}
+
+/// The instance's own `tags` plus the pod's tags, which the host adds to everything.
+fn instance_tags(config: &ResolvedConfig) -> Vec<String> {
+    let own = config.instance.get("tags").and_then(|t| t.as_array()).into_iter().flatten().filter_map(|t| t.as_str());
+    let mut tags: Vec<String> = own.map(str::to_string).collect();
+    for tag in &config.tags {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    tags
+}

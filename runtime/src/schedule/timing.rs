@@ -1,0 +1,57 @@
+//! When an instance runs next.
+//!
+//! The first run is immediate. The second comes after a phase between half an interval and a
+//! whole one, derived from the instance ID, so instances scheduled together (a node's pods at
+//! agent start) spread over the interval; from then on runs keep a fixed cadence. A run that
+//! overran skips the slots it missed rather than firing them back to back.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// The next run after `runs` completed runs of an instance whose first run started at `first`.
+pub fn next_run(id: &str, first: Instant, interval: Duration, runs: u64, now: Instant) -> Instant {
+    let mut next = first + phase(id, interval);
+    if next <= now {
+        let behind = now.duration_since(next).as_nanos() / interval.as_nanos().max(1);
+        next += interval * (behind as u32 + 1);
+    }
+    debug_assert!(runs > 0);
+    next
+}
+
+/// A stable offset in [interval/2, interval) from the ID.
+fn phase(id: &str, interval: Duration) -> Duration {
+    let digest = Sha256::digest(id.as_bytes());
+    let fraction = f64::from(u16::from_be_bytes([digest[0], digest[1]])) / 65_536.0;
+    interval.mul_f64(0.5 + fraction / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(15);
+
+    #[test]
+    fn second_run_is_spread_within_the_interval() {
+        let first = Instant::now();
+        let offsets: Vec<Duration> = (0..50)
+            .map(|i| next_run(&format!("nginx:{i}"), first, INTERVAL, 1, first + Duration::from_millis(5)) - first)
+            .collect();
+        assert!(offsets.iter().all(|o| *o >= INTERVAL / 2 && *o < INTERVAL), "{offsets:?}");
+        let distinct: std::collections::BTreeSet<_> = offsets.iter().map(|o| o.as_millis()).collect();
+        assert!(distinct.len() > 40, "instances do not fire together");
+    }
+
+    #[test]
+    fn later_runs_keep_the_cadence_and_skip_missed_slots() {
+        let first = Instant::now();
+        let second = next_run("x", first, INTERVAL, 1, first);
+        let third = next_run("x", first, INTERVAL, 2, second + Duration::from_millis(3));
+        assert_eq!(third - second, INTERVAL);
+        // A run that took three intervals resumes on the cadence, once.
+        let late = next_run("x", first, INTERVAL, 3, third + INTERVAL * 3 + Duration::from_millis(1));
+        assert_eq!(late - second, INTERVAL * 5);
+    }
+}

@@ -1,0 +1,123 @@
+//! The agent's status documents: served by the status API, read by `adrt info` and
+//! `adrt configcheck`. One definition for both ends, so they cannot drift apart.
+
+
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /status`: what runs and how it went (`adrt info --json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub hostname: String,
+    pub listener: ListenerStatus,
+    /// Sorted by name.
+    pub checks: Vec<CheckStatus>,
+    pub autodiscovery_errors: Vec<EntityErrors>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    pub name: String,
+    /// Pods in the last snapshot.
+    pub pods: usize,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    pub version: Option<String>,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    /// `OK`, `WARNING`, `ERROR`, or `PENDING` before the first run.
+    pub status: String,
+    /// The pod is not ready: the instance waits (resumes by itself when ready).
+    pub paused: bool,
+    pub message: Option<String>,
+    pub metrics: usize,
+    pub events: usize,
+    pub service_checks: usize,
+    pub source: Source,
+    pub provider: String,
+    /// RFC 3339, UTC.
+    pub last_run: Option<String>,
+    pub total_runs: u64,
+    pub avg_run_us: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+/// Problems found in one pod, container or file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntityErrors {
+    pub entity: String,
+    pub errors: Vec<String>,
+}
+
+/// `GET /configcheck`: every config, resolved or not (`adrt configcheck --json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigCheck {
+    pub resolved: Vec<ResolvedEntry>,
+    pub unresolved: Vec<UnresolvedEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedEntry {
+    pub check: String,
+    pub provider: String,
+    pub source: Source,
+    pub id: String,
+    pub init_config: serde_json::Value,
+    pub instance: serde_json::Value,
+    pub tags: Vec<String>,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnresolvedEntry {
+    pub check: String,
+    pub provider: String,
+    pub source: Source,
+    pub instance: serde_json::Value,
+    pub reason: String,
+}
+
+/// A UTC timestamp in RFC 3339 (`2026-11-28T21:52:08Z`), without a date-time dependency.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_902_728)), "2026-11-28T21:52:08Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+    }
+}
