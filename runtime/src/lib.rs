@@ -11,15 +11,18 @@
 //! - [`aggregate`]: turns what a run submitted into series (rates, deltas, histograms, tags).
 //! - [`cli`]: the `adrt` commands (`check`, `bench`).
 
+pub mod agent;
 pub mod aggregate;
 pub mod annotations;
 pub mod cli;
 pub mod confd;
+pub mod config;
 pub mod discover;
 pub mod exec;
 pub mod instance_id;
 pub mod pod;
 pub mod resolve;
 pub mod schedule;
+pub mod send;
 pub mod settings;
 pub mod status;

@@ -16,3 +16,5 @@ mod cli;
 mod fake_kube;
 /// Pod listeners (kubelet poll, API watch, pods file) against the fakes.
 mod discover;
+/// `adrt run` end to end: the seed's Deployment through each listener, `adrt info`, `adrt configcheck`.
+mod agent;

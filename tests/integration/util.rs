@@ -44,7 +44,7 @@ pub fn checks_dir() -> PathBuf {
 /// An engine like the agent's, with a short call deadline.
 pub fn engine(call_timeout: Duration) -> Arc<CheckEngine> {
     let settings = EngineSettings { call_timeout, max_instances: 16, ..EngineSettings::default() };
-    CheckEngine::new(settings, Arc::new(HostServices::from_env())).expect("engine")
+    CheckEngine::new(settings, Arc::new(HostServices::from_env().expect("agent settings"))).expect("engine")
 }
 
 /// A TCP peer that accepts connections and never answers.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::exec::{CheckEngine, EngineSettings, HostServices};
+use crate::exec::policy::AllowAndCount;
+use crate::exec::{AgentSettings, CheckEngine, EngineSettings, HostServices};
 use crate::settings;
 
 #[derive(Debug, Clone, Args)]
@@ -52,7 +53,14 @@ impl EngineArgs {
         }
     }
 
+    /// An engine whose checks see the agent settings of the environment and config file.
     pub fn engine(&self) -> anyhow::Result<Arc<CheckEngine>> {
-        Ok(CheckEngine::new(self.engine_settings(), Arc::new(HostServices::from_env()))?)
+        Ok(CheckEngine::new(self.engine_settings(), Arc::new(HostServices::from_env()?))?)
+    }
+
+    /// An engine whose checks see `agent`.
+    pub fn engine_with(&self, agent: AgentSettings) -> anyhow::Result<Arc<CheckEngine>> {
+        let services = HostServices::new(Arc::new(AllowAndCount::default()), agent);
+        Ok(CheckEngine::new(self.engine_settings(), Arc::new(services))?)
     }
 }

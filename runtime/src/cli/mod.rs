@@ -5,7 +5,11 @@
 
 pub mod bench;
 pub mod check;
+pub mod configcheck;
 pub mod engine_args;
+pub mod info;
+pub mod run;
+pub mod status_client;
 
 use std::process::ExitCode;
 
@@ -23,6 +27,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent: discover this node's pods and run the checks their annotations ask for.
+    Run(run::RunArgs),
+    /// Show what the running agent checks and how it went.
+    Info(status_client::StatusArgs),
+    /// Show every config the running agent found, resolved or not, and why.
+    Configcheck(status_client::StatusArgs),
     /// Run one check one-off and print what it collected.
     Check(check::CheckArgs),
     /// Measure the runtime: component loading, per-run overhead, the checks against bare I/O.
@@ -32,12 +42,21 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // The agent runs checks next to its status server: two threads, so a busy check never
+    // delays `adrt info` or a probe. One-off commands need one.
+    let runtime = match &cli.command {
+        Command::Run(_) => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => return fatal(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Info(args) => info::run(args).await,
+            Command::Configcheck(args) => configcheck::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

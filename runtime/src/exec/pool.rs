@@ -28,9 +28,9 @@ impl CheckRegistry {
         &self.engine
     }
 
-    /// Whether checks.d has a component of this name (no loading).
-    pub fn exists(&self, name: &str) -> bool {
-        super::engine::available_checks(&self.dir).iter().any(|n| n == name)
+    /// The checks.d directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     fn load(&self, name: &str) -> Result<Arc<LoadedCheck>, ExecError> {

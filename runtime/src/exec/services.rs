@@ -23,30 +23,6 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
-    /// Settings from the environment, with Datadog's names where they exist.
-    pub fn from_env() -> Self {
-        let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
-        let hostname = var(&["DD_HOSTNAME", "ADRT_HOSTNAME"])
-            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
-            .unwrap_or_else(|| "localhost".into());
-        let kubelet_host = var(&["DD_KUBERNETES_KUBELET_HOST", "KUBERNETES_KUBELET_HOST"]).unwrap_or_else(|| "127.0.0.1".into());
-        let in_cluster = std::path::Path::new(SERVICE_ACCOUNT_TOKEN).exists();
-        let kubelet_url = var(&["DD_KUBELET_URL", "ADRT_KUBELET_URL"]).unwrap_or_else(|| {
-            if in_cluster { format!("https://{kubelet_host}:10250") } else { format!("http://{kubelet_host}:10255") }
-        });
-        AgentSettings {
-            hostname,
-            node_name: var(&["DD_KUBERNETES_NODE_NAME", "NODE_NAME", "KUBERNETES_NODE_NAME"]).unwrap_or_default(),
-            kubelet_tls_verify: var(&["DD_KUBELET_TLS_VERIFY"]).is_none_or(|v| v != "false" && v != "0"),
-            kubelet_ca_file: var(&["DD_KUBELET_CLIENT_CA"]),
-            kubelet_token_file: var(&["DD_KUBELET_AUTH_TOKEN_PATH"]).or(in_cluster.then(|| SERVICE_ACCOUNT_TOKEN.to_string())),
-            kubelet_host,
-            kubelet_url,
-            procfs_root: var(&["DD_PROCFS_PATH", "ADRT_PROCFS_PATH"]).unwrap_or_else(|| "/proc".into()),
-            sysfs_root: var(&["DD_SYSFS_PATH", "ADRT_SYSFS_PATH"]).unwrap_or_else(|| "/sys".into()),
-        }
-    }
-
     pub(crate) fn to_wit(&self) -> AgentContext {
         AgentContext {
             hostname: self.hostname.clone(),
@@ -64,8 +40,6 @@ impl AgentSettings {
     }
 }
 
-const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
 /// Shared by all stores of an engine.
 pub struct HostServices {
     pub policy: Arc<dyn Policy>,
@@ -80,9 +54,11 @@ impl HostServices {
         HostServices { policy, agent, http: HttpClients::default(), state: Mutex::new(HashMap::new()) }
     }
 
-    /// Allow-and-count policy, settings from the environment.
-    pub fn from_env() -> Self {
-        Self::new(Arc::new(AllowAndCount::default()), AgentSettings::from_env())
+    /// Allow-and-count policy; the agent settings from the environment and the config file,
+    /// as `adrt run` would give them.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let config = crate::config::Config::load(crate::config::Layer::default(), None)?;
+        Ok(Self::new(Arc::new(AllowAndCount::default()), config.agent_settings()))
     }
 
     pub(crate) fn state_get(&self, instance_id: &str, key: &str) -> Option<String> {

@@ -1,7 +1,7 @@
 //! The agent's status documents: served by the status API, read by `adrt info` and
 //! `adrt configcheck`. One definition for both ends, so they cannot drift apart.
 
-
+pub mod server;
 
 use serde::{Deserialize, Serialize};
 

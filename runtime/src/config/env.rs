@@ -1,0 +1,149 @@
+//! The environment layer: Datadog's `DD_*` names, the seed's legacy names (`API_KEY`,
+//! `KUBERNETES`, `KUBERNETES_KUBELET_HOST`, `SD_*`) and adrt's own `ADRT_*`. Where several name
+//! one setting, the first listed that is set wins.
+
+use std::str::FromStr;
+
+use super::{ConfigError, Layer, ListenerKind};
+
+/// Reads the layer through `var` (the process environment, or a map in tests).
+pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+    let reader = Reader { var };
+    let kubernetes = reader.parse::<Flag>(&["KUBERNETES", "DD_KUBERNETES"])?.is_some_and(|f| f.0);
+    let listener = match reader.text(&["ADRT_LISTENER"]) {
+        Some((name, value)) => Some(ListenerKind::from_str_ignoring(&value).map_err(|reason| env_error(&name, &value, reason))?),
+        // The seed's `KUBERNETES=yes`: this agent follows the node's kubelet.
+        None => kubernetes.then_some(ListenerKind::Kubelet),
+    };
+    if let Some((name, value)) = reader.text(&["SD_BACKEND", "DD_SERVICE_DISCOVERY_BACKEND"])
+        && value != "docker"
+    {
+        // `docker` is the only backend the Datadog agent had; discovery here is always on.
+        return Err(env_error(&name, &value, "the only service discovery backend is `docker` (always on in adrt)".into()));
+    }
+    Ok(Layer {
+        listener,
+        pods_file: reader.text(&["ADRT_PODS_FILE"]).map(|(_, v)| v.into()),
+        kubelet_url: reader.text(&["ADRT_KUBELET_URL", "DD_KUBELET_URL"]).map(|(_, v)| v),
+        kubelet_host: reader.text(&["DD_KUBERNETES_KUBELET_HOST", "KUBERNETES_KUBELET_HOST"]).map(|(_, v)| v),
+        kubelet_poll: reader.parse(&["ADRT_KUBELET_POLL"])?,
+        kubelet_tls_verify: reader.parse::<Flag>(&["DD_KUBELET_TLS_VERIFY"])?.map(|f| f.0),
+        kubelet_client_ca: reader.text(&["DD_KUBELET_CLIENT_CA"]).map(|(_, v)| v.into()),
+        kubelet_token_path: reader.text(&["DD_KUBELET_AUTH_TOKEN_PATH"]).map(|(_, v)| v.into()),
+        api_server: reader.text(&["ADRT_API_SERVER"]).map(|(_, v)| v),
+        node_name: reader.text(&["DD_KUBERNETES_KUBELET_NODENAME", "NODE_NAME", "KUBERNETES_NODE_NAME"]).map(|(_, v)| v),
+        hostname: reader.text(&["DD_HOSTNAME", "ADRT_HOSTNAME"]).map(|(_, v)| v),
+        conf_dir: reader.text(&["ADRT_CONF_DIR", "DD_CONFD_PATH"]).map(|(_, v)| v.into()),
+        check_interval: reader.parse(&["ADRT_CHECK_INTERVAL"])?,
+        workers: reader.parse(&["ADRT_WORKERS", "DD_CHECK_RUNNERS"])?,
+        status_addr: reader.parse(&["ADRT_STATUS_ADDR"])?,
+        health_addr: match reader.parse::<u16>(&["DD_HEALTH_PORT"])? {
+            Some(port) => Some(([0, 0, 0, 0], port).into()),
+            None => reader.parse(&["ADRT_HEALTH_ADDR"])?,
+        },
+        env_allowlist: reader
+            .text(&["ADRT_ENV_ALLOWLIST"])
+            .map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()),
+        procfs_path: reader.text(&["DD_PROCFS_PATH", "ADRT_PROCFS_PATH"]).map(|(_, v)| v),
+        sysfs_path: reader.text(&["DD_SYSFS_PATH", "ADRT_SYSFS_PATH"]).map(|(_, v)| v),
+        api_key: reader.text(&["DD_API_KEY", "API_KEY"]).map(|(_, v)| v),
+        sd_config_backend: reader.text(&["SD_CONFIG_BACKEND", "DD_SD_CONFIG_BACKEND"]).map(|(_, v)| v),
+        sd_backend_host: reader.text(&["SD_BACKEND_HOST", "DD_SD_BACKEND_HOST"]).map(|(_, v)| v),
+        sd_backend_port: reader.parse(&["SD_BACKEND_PORT", "DD_SD_BACKEND_PORT"])?,
+    })
+}
+
+struct Reader<'a> {
+    var: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    /// The first of `names` that is set and not empty, with its name.
+    fn text(&self, names: &[&str]) -> Option<(String, String)> {
+        names.iter().find_map(|name| (self.var)(name).filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v)))
+    }
+
+    fn parse<T: FromStr>(&self, names: &[&str]) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.text(names) {
+            None => Ok(None),
+            Some((name, value)) => value.trim().parse().map(Some).map_err(|e: T::Err| env_error(&name, &value, e.to_string())),
+        }
+    }
+}
+
+fn env_error(name: &str, value: &str, reason: String) -> ConfigError {
+    ConfigError::Env { name: name.to_string(), value: value.to_string(), reason }
+}
+
+/// A boolean as the Datadog agent reads one (`yes`, `true`, `1` / `no`, `false`, `0`).
+struct Flag(bool);
+
+impl FromStr for Flag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "1" | "on" => Ok(Flag(true)),
+            "no" | "false" | "0" | "off" => Ok(Flag(false)),
+            _ => Err("expected yes/no, true/false or 1/0".into()),
+        }
+    }
+}
+
+impl ListenerKind {
+    fn from_str_ignoring(s: &str) -> Result<Self, String> {
+        <Self as clap::ValueEnum>::from_str(s, true).map_err(|_| "expected kubelet, api, file or none".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Layer, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        from_env(&move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn reads_the_seeds_legacy_names() {
+        let layer = env(&[
+            ("API_KEY", "abc"),
+            ("KUBERNETES", "yes"),
+            ("KUBERNETES_KUBELET_HOST", "10.1.2.3"),
+            ("SD_BACKEND", "docker"),
+            ("SD_CONFIG_BACKEND", "etcd"),
+            ("SD_BACKEND_HOST", "etcd.local"),
+            ("SD_BACKEND_PORT", "4001"),
+        ])
+        .unwrap();
+        assert_eq!(layer.api_key.as_deref(), Some("abc"));
+        assert_eq!(layer.listener, Some(ListenerKind::Kubelet));
+        assert_eq!(layer.kubelet_host.as_deref(), Some("10.1.2.3"));
+        assert_eq!(layer.sd_config_backend.as_deref(), Some("etcd"));
+        assert_eq!(layer.sd_backend_host.as_deref(), Some("etcd.local"));
+        assert_eq!(layer.sd_backend_port, Some(4001));
+    }
+
+    #[test]
+    fn datadog_names_win_over_legacy_ones() {
+        let layer = env(&[("DD_API_KEY", "new"), ("API_KEY", "old"), ("DD_HEALTH_PORT", "6000")]).unwrap();
+        assert_eq!(layer.api_key.as_deref(), Some("new"));
+        assert_eq!(layer.health_addr.unwrap().to_string(), "0.0.0.0:6000");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = env(&[("SD_BACKEND_PORT", "forty")]).unwrap_err().to_string();
+        assert!(err.contains("SD_BACKEND_PORT=\"forty\""), "{err}");
+        let err = env(&[("DD_KUBELET_TLS_VERIFY", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("DD_KUBELET_TLS_VERIFY") && err.contains("yes/no"), "{err}");
+        let err = env(&[("SD_BACKEND", "consul")]).unwrap_err().to_string();
+        assert!(err.contains("SD_BACKEND") && err.contains("docker"), "{err}");
+        let err = env(&[("ADRT_LISTENER", "kubelets")]).unwrap_err().to_string();
+        assert!(err.contains("ADRT_LISTENER") && err.contains("kubelet, api"), "{err}");
+    }
+}

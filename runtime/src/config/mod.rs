@@ -1,0 +1,306 @@
+//! The agent's settings, from three layers: flags, then the environment (`DD_*`, the seed's
+//! legacy names, `ADRT_*`), then the YAML file (`--config`, default `/etc/adrt/adrt.yaml`), then
+//! defaults. Every command reads the same [`Config`], so `adrt check` sees the kubelet and procfs
+//! settings that `adrt run` gives its checks.
+
+mod env;
+mod file;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::exec::AgentSettings;
+
+pub use env::from_env;
+pub use file::{DEFAULT_CONFIG_FILE, from_file};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env { name: String, value: String, reason: String },
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The pod source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// Poll the node's kubelet `/pods`.
+    Kubelet,
+    /// Watch the Kubernetes API for this node's pods.
+    Api,
+    /// Read a pods file (a PodList or pod manifests, YAML or JSON).
+    File,
+    /// No pods: only `conf.d` configs without `ad_identifiers` run.
+    None,
+}
+
+/// One layer of settings: every field optional, so layers stack. The same struct is the
+/// command line (`adrt run` flags) and the YAML file, so their names cannot drift apart.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Pod source; default: `file` with --pods-file, else the kubelet in a cluster (the API watch
+    /// when the kubelet is unreachable), else none.
+    #[arg(long, value_enum)]
+    pub listener: Option<ListenerKind>,
+    /// Pods file for the `file` listener (e.g. `kubectl get pods -o yaml` output).
+    #[arg(long)]
+    pub pods_file: Option<PathBuf>,
+    /// The kubelet's base URL; default `https://<kubelet host>:10250`, then `http://<host>:10255`.
+    #[arg(long)]
+    pub kubelet_url: Option<String>,
+    /// The node's address (env `KUBERNETES_KUBELET_HOST`, usually the host IP).
+    #[arg(long)]
+    pub kubelet_host: Option<String>,
+    /// Seconds between two kubelet `/pods` polls.
+    #[arg(long)]
+    pub kubelet_poll: Option<f64>,
+    /// Verify the kubelet's serving certificate (often self-signed).
+    #[arg(long)]
+    pub kubelet_tls_verify: Option<bool>,
+    /// PEM bundle that signed the kubelet's serving certificate.
+    #[arg(long)]
+    pub kubelet_client_ca: Option<PathBuf>,
+    /// Bearer token file for the kubelet (default: the pod's service-account token).
+    #[arg(long)]
+    pub kubelet_token_path: Option<PathBuf>,
+    /// Kubernetes API server URL for the `api` listener; default: in-cluster, else kubeconfig.
+    #[arg(long)]
+    pub api_server: Option<String>,
+    /// This node's name (downward API `spec.nodeName`); the API watch selects its pods by it.
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The host name reported with metrics.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Directory of `<check>.yaml` (or `<check>.d/*.yaml`) configs.
+    #[arg(long)]
+    pub conf_dir: Option<PathBuf>,
+    /// Default seconds between two runs of an instance (`min_collection_interval` overrides).
+    #[arg(long)]
+    pub check_interval: Option<f64>,
+    /// Check runs at once, at most.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Status API for `adrt info` / `adrt configcheck` (loopback only).
+    #[arg(long)]
+    pub status_addr: Option<SocketAddr>,
+    /// Liveness (`/live`) and readiness (`/ready`) endpoints for kubelet probes.
+    #[arg(long)]
+    pub health_addr: Option<SocketAddr>,
+    /// Environment variables `%%env_<VAR>%%` may read (comma-separated); all others are denied.
+    #[arg(long, value_delimiter = ',')]
+    pub env_allowlist: Option<Vec<String>>,
+    /// Where the host's procfs is mounted (the DaemonSet mounts it at `/host/proc`).
+    #[arg(long)]
+    pub procfs_path: Option<String>,
+    /// Where the host's sysfs is mounted.
+    #[arg(long)]
+    pub sysfs_path: Option<String>,
+    /// Datadog API key (accepted for compatibility; adrt does not send to Datadog yet).
+    #[arg(long, hide = true)]
+    pub api_key: Option<String>,
+    /// Config store with check templates keyed by image (`etcd`), as the Datadog agent's
+    /// `sd_config_backend`.
+    #[arg(long)]
+    pub sd_config_backend: Option<String>,
+    /// The config store's host.
+    #[arg(long)]
+    pub sd_backend_host: Option<String>,
+    /// The config store's port.
+    #[arg(long)]
+    pub sd_backend_port: Option<u16>,
+}
+
+impl Layer {
+    /// `self` where set, else `lower`.
+    pub fn over(self, lower: Layer) -> Layer {
+        macro_rules! pick {
+            ($($field:ident),*) => { Layer { $($field: self.$field.or(lower.$field)),* } };
+        }
+        pick!(
+            listener, pods_file, kubelet_url, kubelet_host, kubelet_poll, kubelet_tls_verify, kubelet_client_ca,
+            kubelet_token_path, api_server, node_name, hostname, conf_dir, check_interval, workers, status_addr,
+            health_addr, env_allowlist, procfs_path, sysfs_path, api_key, sd_config_backend, sd_backend_host,
+            sd_backend_port
+        )
+    }
+}
+
+/// The settings in force, defaults applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listener: Option<ListenerKind>,
+    pub pods_file: Option<PathBuf>,
+    pub kubelet_url: Option<String>,
+    pub kubelet_host: String,
+    pub kubelet_poll: Duration,
+    pub kubelet_tls_verify: bool,
+    pub kubelet_client_ca: Option<PathBuf>,
+    pub kubelet_token_path: Option<PathBuf>,
+    pub api_server: Option<String>,
+    pub node_name: String,
+    pub hostname: String,
+    pub conf_dir: Option<PathBuf>,
+    pub check_interval: Duration,
+    pub workers: usize,
+    pub status_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub env_allowlist: Vec<String>,
+    pub procfs_path: String,
+    pub sysfs_path: String,
+    pub api_key: Option<String>,
+    /// Base URL of the etcd that holds check templates (`sd_config_backend: etcd`).
+    pub etcd_url: Option<String>,
+    /// Running in a pod (the service-account token is mounted).
+    pub in_cluster: bool,
+}
+
+pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:5002";
+pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:5555";
+/// A system install's conf.d, used when it exists and nothing else is set.
+pub const SYSTEM_CONF_DIR: &str = "/etc/adrt/conf.d";
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+impl Config {
+    /// Flags over the environment over the file (`--config`, else the default file if present).
+    pub fn load(flags: Layer, config_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env = from_env(&|name| std::env::var(name).ok())?;
+        let file = match config_file {
+            Some(path) => from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => from_file(Path::new(DEFAULT_CONFIG_FILE))?,
+            None => Layer::default(),
+        };
+        let in_cluster = Path::new(SERVICE_ACCOUNT_TOKEN).exists();
+        Config::resolve(flags.over(env).over(file), in_cluster, system_hostname)
+    }
+
+    /// Applies defaults and checks values.
+    pub fn resolve(layer: Layer, in_cluster: bool, hostname: impl Fn() -> Option<String>) -> Result<Config, ConfigError> {
+        let seconds = |name: &str, value: Option<f64>, default: f64| match value {
+            None => Ok(Duration::from_secs_f64(default)),
+            Some(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+            Some(v) => Err(ConfigError::Invalid(format!("{name}: {v} is not a positive number of seconds"))),
+        };
+        if layer.status_addr.is_some_and(|a| !a.ip().is_loopback()) {
+            return Err(ConfigError::Invalid(format!(
+                "status_addr {}: the status API is for the local CLI and must listen on loopback",
+                layer.status_addr.unwrap()
+            )));
+        }
+        if layer.workers == Some(0) {
+            return Err(ConfigError::Invalid("workers: must be at least 1".into()));
+        }
+        let etcd_url = match layer.sd_config_backend.as_deref() {
+            None | Some("") => None,
+            Some("etcd") => Some(format!(
+                "http://{}:{}",
+                layer.sd_backend_host.as_deref().unwrap_or("127.0.0.1"),
+                layer.sd_backend_port.unwrap_or(2379)
+            )),
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "sd_config_backend {other:?}: adrt reads templates from `etcd` only (or use annotations and conf.d)"
+                )));
+            }
+        };
+        let token = in_cluster.then(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN));
+        Ok(Config {
+            listener: layer.listener,
+            pods_file: layer.pods_file,
+            kubelet_url: layer.kubelet_url,
+            kubelet_host: layer.kubelet_host.unwrap_or_else(|| "127.0.0.1".into()),
+            kubelet_poll: seconds("kubelet_poll", layer.kubelet_poll, 2.0)?,
+            kubelet_tls_verify: layer.kubelet_tls_verify.unwrap_or(true),
+            kubelet_client_ca: layer.kubelet_client_ca,
+            kubelet_token_path: layer.kubelet_token_path.or(token),
+            api_server: layer.api_server,
+            node_name: layer.node_name.unwrap_or_default(),
+            hostname: layer.hostname.or_else(hostname).unwrap_or_else(|| "localhost".into()),
+            conf_dir: layer.conf_dir.or_else(|| Some(PathBuf::from(SYSTEM_CONF_DIR)).filter(|d| d.is_dir())),
+            check_interval: seconds("check_interval", layer.check_interval, 15.0)?,
+            workers: layer.workers.unwrap_or(4),
+            status_addr: layer.status_addr.unwrap_or_else(|| DEFAULT_STATUS_ADDR.parse().expect("valid")),
+            health_addr: layer.health_addr.unwrap_or_else(|| DEFAULT_HEALTH_ADDR.parse().expect("valid")),
+            env_allowlist: layer.env_allowlist.unwrap_or_default(),
+            procfs_path: layer.procfs_path.unwrap_or_else(|| "/proc".into()),
+            sysfs_path: layer.sysfs_path.unwrap_or_else(|| "/sys".into()),
+            api_key: layer.api_key,
+            etcd_url,
+            in_cluster,
+        })
+    }
+
+    /// What checks may read through the WIT `agent` interface.
+    pub fn agent_settings(&self) -> AgentSettings {
+        let kubelet_url = self.kubelet_url.clone().unwrap_or_else(|| {
+            let host = &self.kubelet_host;
+            if self.in_cluster { format!("https://{host}:10250") } else { format!("http://{host}:10255") }
+        });
+        AgentSettings {
+            hostname: self.hostname.clone(),
+            node_name: self.node_name.clone(),
+            kubelet_host: self.kubelet_host.clone(),
+            kubelet_url,
+            kubelet_tls_verify: self.kubelet_tls_verify,
+            kubelet_ca_file: self.kubelet_client_ca.as_ref().map(|p| p.display().to_string()),
+            kubelet_token_file: self.kubelet_token_path.as_ref().map(|p| p.display().to_string()),
+            procfs_root: self.procfs_path.clone(),
+            sysfs_root: self.sysfs_path.clone(),
+        }
+    }
+}
+
+fn system_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(yaml: &str) -> Layer {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_env_over_file() {
+        let flags = Layer { kubelet_poll: Some(1.0), ..Layer::default() };
+        let env = layer("kubelet_poll: 3\nnode_name: from-env");
+        let file = layer("kubelet_poll: 5\nnode_name: from-file\nworkers: 7");
+        let config = Config::resolve(flags.over(env).over(file), false, || None).unwrap();
+        assert_eq!(config.kubelet_poll, Duration::from_secs(1));
+        assert_eq!(config.node_name, "from-env");
+        assert_eq!(config.workers, 7);
+        assert_eq!(config.check_interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn defaults_follow_the_environment_the_agent_runs_in() {
+        let outside = Config::resolve(layer("kubelet_host: 10.0.0.5"), false, || Some("box".into())).unwrap();
+        assert_eq!(outside.agent_settings().kubelet_url, "http://10.0.0.5:10255");
+        assert_eq!(outside.hostname, "box");
+        assert_eq!(outside.status_addr.to_string(), DEFAULT_STATUS_ADDR);
+        let inside = Config::resolve(layer("kubelet_host: 10.0.0.5"), true, || None).unwrap();
+        assert_eq!(inside.agent_settings().kubelet_url, "https://10.0.0.5:10250");
+        assert_eq!(inside.kubelet_token_path.as_deref(), Some(Path::new(SERVICE_ACCOUNT_TOKEN)));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::resolve(layer("status_addr: 0.0.0.0:5002"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("status_addr 0.0.0.0:5002"), "{err}");
+        let err = Config::resolve(layer("check_interval: -1"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("check_interval: -1"), "{err}");
+    }
+}
