@@ -20,9 +20,28 @@ pub struct FileConfig {
     pub instances: Vec<Value>,
     /// Empty: a static config, scheduled once. Otherwise a template for matching containers.
     pub ad_identifiers: Vec<String>,
+    /// Set for a template read from the config store (its URL); `path` is then the store key.
+    pub store: Option<String>,
 }
 
 impl FileConfig {
+    /// Where the config came from, for `adrt configcheck`: `file conf.d/nginx.yaml` or
+    /// `etcd http://127.0.0.1:2379 /datadog/check_configs/nginx`.
+    pub fn provider(&self) -> String {
+        match &self.store {
+            Some(url) => format!("etcd {url} {}", self.path.display()),
+            None => format!("file {}", self.display_path()),
+        }
+    }
+
+    /// Where the config came from, in full, for problems.
+    pub fn origin(&self) -> String {
+        match &self.store {
+            Some(_) => self.provider(),
+            None => format!("file {}", self.path.display()),
+        }
+    }
+
     /// The path from the conf.d directory on: `conf.d/nginx.yaml`, `conf.d/nginx.d/conf.yaml`.
     pub fn display_path(&self) -> String {
         let in_check_dir =
@@ -168,7 +187,7 @@ pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<FileConfig>, 
     if instances.is_empty() && !map.contains_key("logs") {
         report(Severity::Warning, "no instances: nothing to schedule".to_string());
     }
-    let config = FileConfig { check: check.to_string(), path: path.to_path_buf(), init_config, instances, ad_identifiers };
+    let config = FileConfig { check: check.to_string(), path: path.to_path_buf(), init_config, instances, ad_identifiers, store: None };
     (Some(config), problems)
 }
 

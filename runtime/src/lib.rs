@@ -26,3 +26,4 @@ pub mod schedule;
 pub mod send;
 pub mod settings;
 pub mod status;
+pub mod store;

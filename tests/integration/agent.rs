@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fake_kube::{FakeApiServer, FakeKubelet, pod_json, set_ready, unique};
-use crate::util::{LocalNginx, adrt, checks_dir, temp_dir};
+use crate::util::{Etcd, LocalNginx, adrt, checks_dir, temp_dir};
 
 /// The seed's annotations, verbatim.
 const SEED_ANNOTATIONS: [(&str, &str); 3] = [
@@ -44,6 +44,10 @@ struct RunningAgent {
 impl RunningAgent {
     /// Starts `adrt run <args>` with a 1 s check interval and an empty conf.d unless `args` give one.
     fn start(args: &[&str]) -> RunningAgent {
+        Self::start_with_env(args, &[])
+    }
+
+    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RunningAgent {
         let dir = temp_dir("agent");
         let status_addr = free_addr();
         let health_addr = free_addr();
@@ -62,6 +66,7 @@ impl RunningAgent {
         let child = command
             .env("ADRT_LOG", "info")
             .env_remove("KUBERNETES")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -350,6 +355,31 @@ async fn pods_file_and_conf_d_run_locally_with_probes_and_a_clean_stop() {
     agent.wait_for("the nginx instance is gone", |i| nginx_instances(i).is_empty()).await;
     assert!(agent.terminate().success(), "{}", agent.log());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_etcd_templates_match_containers_by_image() {
+    let etcd = Etcd::start();
+    let a = nginx_on("127.0.0.11");
+    for (field, value) in SEED_ANNOTATIONS.iter().map(|(k, v)| (k.rsplit('.').next().unwrap(), *v)) {
+        etcd.put(&format!("/datadog/check_configs/nginx/{field}"), value).await;
+    }
+    etcd.put("/datadog/check_configs/redis/check_names", "[redisdb").await;
+    let mut pod = seed_pod("plain-nginx", &a, true);
+    pod["metadata"]["annotations"] = json!({});
+    let kubelet = FakeKubelet::start(vec![pod]).await;
+    // The seed's legacy environment, pointed at this etcd.
+    let agent = RunningAgent::start_with_env(
+        &["--listener", "kubelet", "--kubelet-url", &kubelet.url(), "--kubelet-poll", "0.2"],
+        &[("SD_BACKEND", "docker"), ("SD_CONFIG_BACKEND", "etcd"), ("SD_BACKEND_HOST", "127.0.0.1"), ("SD_BACKEND_PORT", &etcd.port.to_string())],
+    );
+    let info = agent.wait_for("the nginx template from etcd runs on the nginx:alpine container", |i| all_ok_with_seven_metrics(i, 1)).await;
+    let errors = info["autodiscovery_errors"].to_string();
+    assert!(errors.contains("/datadog/check_configs/redis") && errors.contains("not valid JSON"), "{errors}");
+    let configs = agent.configcheck().await;
+    let provider = configs["resolved"][0]["provider"].as_str().unwrap().to_string();
+    assert!(provider.starts_with(&format!("etcd {} /datadog/check_configs/nginx", etcd.url)), "{provider}");
+    assert_eq!(configs["resolved"][0]["instance"]["nginx_status_url"], json!(a.status_url()));
 }
 
 #[tokio::test]

@@ -76,3 +76,55 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// A real etcd (`apt-get install etcd-server`) on free loopback ports, with a throwaway data dir.
+pub struct Etcd {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub url: String,
+    pub port: u16,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let dir = temp_dir("etcd");
+        let port = closed_port();
+        let peer = closed_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new("etcd")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--name", "adrt-test", "--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-cluster", &format!("adrt-test=http://127.0.0.1:{peer}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("etcd.log")).unwrap())
+            .spawn()
+            .expect("etcd is installed (apt-get install etcd-server)");
+        let etcd = Etcd { child, dir, url, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "etcd did not start: {}", std::fs::read_to_string(etcd.dir.join("etcd.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+
+    /// Puts a key through the v3 JSON gateway.
+    pub async fn put(&self, key: &str, value: &str) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let body = serde_json::json!({"key": b64.encode(key), "value": b64.encode(value)});
+        let response = reqwest::Client::new().post(format!("{}/v3/kv/put", self.url)).body(body.to_string()).send().await.expect("etcd put");
+        assert!(response.status().is_success(), "etcd put {key}: {}", response.status());
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

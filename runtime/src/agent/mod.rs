@@ -1,8 +1,9 @@
 //! The agent: discover -> resolve -> schedule -> run -> aggregate -> send, wired together.
 //!
-//! The pod listener sends full snapshots; each one is planned from scratch ([`plan`]) and handed
-//! to the scheduler, which keeps what is unchanged (same ID) running with its rate state. What
-//! discovery found wrong is kept for the status API, per pod and container.
+//! The pod listener sends full snapshots and the config store (if any) its templates; on either,
+//! everything is planned from scratch ([`plan`]) and handed to the scheduler, which keeps what
+//! is unchanged (same ID) running with its rate state. What discovery found wrong is kept for
+//! the status API, per pod and container.
 
 pub mod listener;
 pub mod plan;
@@ -17,9 +18,11 @@ use crate::confd::{self, FileConfig};
 use crate::config::Config;
 use crate::discover::{Listener, PodEvent};
 use crate::exec::CheckRegistry;
+use crate::pod::Pod;
 use crate::resolve::{DiscoveryContext, Problem, Severity, UnresolvedConfig};
 use crate::schedule::{Desired, Scheduler, Sink};
 use crate::status::{self, ConfigCheck, EntityErrors, ListenerStatus, Status};
+use crate::store::EtcdStore;
 
 pub struct Agent {
     config: Config,
@@ -37,9 +40,19 @@ pub struct Agent {
 #[derive(Default)]
 struct Discovery {
     listener: ListenerStatus,
+    pods: Vec<Pod>,
+    store: StoreState,
     desired: Vec<Desired>,
     unresolved: Vec<UnresolvedConfig>,
     problems: Vec<Problem>,
+}
+
+/// The config store's templates as last read; an error keeps the last good ones.
+#[derive(Default, Clone, PartialEq)]
+struct StoreState {
+    templates: Vec<FileConfig>,
+    problems: Vec<Problem>,
+    error: Option<String>,
 }
 
 impl Agent {
@@ -63,9 +76,14 @@ impl Agent {
         })
     }
 
-    /// Runs the listener (if any) and the scheduler until `shutdown` completes.
-    pub async fn run(self: Arc<Self>, listener: Option<Listener>, shutdown: impl std::future::Future<Output = ()>) {
-        let (tx, mut rx) = mpsc::channel(16);
+    /// Runs the listener and the config store (if any) and the scheduler until `shutdown` completes.
+    pub async fn run(
+        self: Arc<Self>,
+        listener: Option<Listener>,
+        store: Option<EtcdStore>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let (tx, mut pods) = mpsc::channel(16);
         let name = listener.as_ref().map_or("none", Listener::name);
         self.discovery.lock().unwrap().listener.name = name.to_string();
         match listener {
@@ -78,19 +96,22 @@ impl Agent {
                 self.apply(PodEvent::Snapshot(Vec::new()));
             }
         }
+        let (store_tx, mut store_rx) = mpsc::channel(4);
+        if let Some(store) = store {
+            tracing::info!(url = %store.url, "reading check templates from etcd");
+            tokio::spawn(poll_store(store, store_tx));
+        }
         let scheduler = tokio::spawn(self.scheduler.clone().run(std::future::pending()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                event = rx.recv() => match event {
-                    Some(event) => self.apply(event),
-                    None => std::future::pending::<()>().await, // no listener: wait for shutdown
-                },
+                Some(event) = pods.recv() => self.apply(event),
+                Some(state) = store_rx.recv() => self.apply_store(state),
                 _ = &mut shutdown => break,
             }
         }
-        // Dropping the receiver stops the listener; in-flight runs end with their tasks.
-        drop(rx);
+        // Dropping the receivers stops the listener and the store poller.
+        drop((pods, store_rx));
         scheduler.abort();
         tracing::info!("stopped");
     }
@@ -100,29 +121,11 @@ impl Agent {
     pub fn apply(&self, event: PodEvent) {
         match event {
             PodEvent::Snapshot(pods) => {
-                let checks = crate::exec::available_checks(self.registry.dir());
-                let known = |name: &str| checks.iter().any(|c| c == name);
-                let templates: Vec<FileConfig> = self.files.iter().filter(|f| !f.ad_identifiers.is_empty()).cloned().collect();
-                let ctx = DiscoveryContext {
-                    node_name: &self.config.node_name,
-                    env_allowlist: &self.config.env_allowlist,
-                    known_checks: &known,
-                    file_templates: &templates,
-                };
-                let plan = plan::plan(&pods, &self.files, &ctx);
-                for problem in &plan.problems {
-                    match problem.severity {
-                        Severity::Error => tracing::warn!(entity = %problem.entity, "{}", problem.message),
-                        Severity::Warning => tracing::info!(entity = %problem.entity, "{}", problem.message),
-                    }
-                }
-                self.scheduler.reconcile(plan.desired.clone());
                 let mut discovery = self.discovery.lock().unwrap();
                 discovery.listener.last_error = None;
                 discovery.listener.pods = pods.len();
-                discovery.desired = plan.desired;
-                discovery.unresolved = plan.unresolved;
-                discovery.problems = plan.problems;
+                discovery.pods = pods;
+                self.replan(&mut discovery);
                 self.ready.store(true, Ordering::Release);
             }
             PodEvent::Error(error) => {
@@ -130,6 +133,42 @@ impl Agent {
                 self.discovery.lock().unwrap().listener.last_error = Some(error);
             }
         }
+    }
+
+    fn apply_store(&self, state: StoreState) {
+        let mut discovery = self.discovery.lock().unwrap();
+        if let Some(error) = &state.error {
+            tracing::warn!("{error}");
+            discovery.store.error = state.error;
+            return;
+        }
+        discovery.store = state;
+        self.replan(&mut discovery);
+    }
+
+    /// Plans from the last pods, conf.d and the store's templates, and hands it to the scheduler.
+    fn replan(&self, discovery: &mut Discovery) {
+        let checks = crate::exec::available_checks(self.registry.dir());
+        let known = |name: &str| checks.iter().any(|c| c == name);
+        let templates: Vec<FileConfig> =
+            self.files.iter().filter(|f| !f.ad_identifiers.is_empty()).chain(&discovery.store.templates).cloned().collect();
+        let ctx = DiscoveryContext {
+            node_name: &self.config.node_name,
+            env_allowlist: &self.config.env_allowlist,
+            known_checks: &known,
+            file_templates: &templates,
+        };
+        let plan = plan::plan(&discovery.pods, &self.files, &ctx);
+        for problem in &plan.problems {
+            match problem.severity {
+                Severity::Error => tracing::warn!(entity = %problem.entity, "{}", problem.message),
+                Severity::Warning => tracing::info!(entity = %problem.entity, "{}", problem.message),
+            }
+        }
+        self.scheduler.reconcile(plan.desired.clone());
+        discovery.desired = plan.desired;
+        discovery.unresolved = plan.unresolved;
+        discovery.problems = plan.problems;
     }
 
     /// Ready once the first snapshot is applied: from then on the agent checks what it should.
@@ -148,7 +187,10 @@ impl Agent {
         if let Some(error) = &discovery.listener.last_error {
             errors.entry(format!("listener {}", discovery.listener.name)).or_default().push(error.clone());
         }
-        for problem in self.file_problems.iter().chain(&discovery.problems) {
+        if let Some(error) = &discovery.store.error {
+            errors.entry("config store".to_string()).or_default().push(error.clone());
+        }
+        for problem in self.file_problems.iter().chain(&discovery.store.problems).chain(&discovery.problems) {
             let text = match problem.severity {
                 Severity::Error => problem.message.clone(),
                 Severity::Warning => format!("warning: {}", problem.message),
@@ -198,6 +240,27 @@ impl Agent {
                     reason: u.reason.clone(),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// Reads the store every `poll`; sends its state when it changed (errors included, once each).
+async fn poll_store(store: EtcdStore, tx: mpsc::Sender<StoreState>) {
+    let mut last: Option<StoreState> = None;
+    loop {
+        let state = match store.fetch().await {
+            Ok((templates, problems)) => StoreState { templates, problems, error: None },
+            Err(error) => StoreState { error: Some(error.to_string()), ..StoreState::default() },
+        };
+        if last.as_ref() != Some(&state) {
+            if tx.send(state.clone()).await.is_err() {
+                return;
+            }
+            last = Some(state);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(store.poll) => {}
+            _ = tx.closed() => return,
         }
     }
 }

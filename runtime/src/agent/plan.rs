@@ -2,11 +2,9 @@
 //! the agent, recomputed in full on every snapshot (a few hundred pods take well under a
 //! millisecond), so there is no incremental state to get wrong.
 
-use std::collections::HashSet;
-
 use crate::confd::FileConfig;
 use crate::pod::Pod;
-use crate::resolve::{self, DiscoveryContext, Problem, Severity, UnresolvedConfig};
+use crate::resolve::{self, DiscoveryContext, Problem, UnresolvedConfig};
 use crate::schedule::Desired;
 
 #[derive(Debug, Default)]
@@ -21,41 +19,23 @@ pub fn is_live(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && !matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed"))
 }
 
+/// Resolves every live pod and the static conf.d configs. IDs are unique by construction (the
+/// pod UID and container are part of them; resolve drops an instance repeated in one container).
 pub fn plan(pods: &[Pod], files: &[FileConfig], ctx: &DiscoveryContext) -> Plan {
     let mut out = Plan::default();
-    let mut seen = HashSet::new();
-    let mut take = |configs: resolve::PodConfigs, ready: bool, out: &mut Plan| {
+    let mut take = |configs: resolve::PodConfigs, ready: bool| {
         out.problems.extend(configs.problems);
         out.unresolved.extend(configs.unresolved);
         for config in configs.resolved {
-            if !seen.insert(config.id.clone()) {
-                out.problems.push(Problem {
-                    entity: entity(&config.source),
-                    severity: Severity::Warning,
-                    message: format!(
-                        "check `{}` ({}): the same instance is declared twice; it runs once",
-                        config.check, config.provider
-                    ),
-                });
-                continue;
-            }
             let paused = !ready && !config.tolerate_unready;
             out.desired.push(Desired { config, paused });
         }
     };
-    take(resolve::static_configs(files, ctx), true, &mut out);
+    take(resolve::static_configs(files, ctx), true);
     for pod in pods.iter().filter(|p| is_live(p)) {
-        take(resolve::discover_pod(pod, ctx), pod.is_ready(), &mut out);
+        take(resolve::discover_pod(pod, ctx), pod.is_ready());
     }
     out
-}
-
-fn entity(source: &resolve::Source) -> String {
-    if source.pod.is_empty() {
-        "conf.d".to_string()
-    } else {
-        format!("pod {}/{} container {}", source.namespace, source.pod, source.container)
-    }
 }
 
 #[cfg(test)]
@@ -106,14 +86,5 @@ mod tests {
         let deleted = pod("d", true, "Running", serde_json::json!({"metadata": {"deletionTimestamp": "2026-11-29T00:00:00Z"}}));
         let plan = run(&[pod("s", false, "Succeeded", serde_json::json!({})), deleted, pod("f", false, "Failed", serde_json::json!({}))]);
         assert!(plan.desired.is_empty(), "{:?}", plan.desired);
-    }
-
-    #[test]
-    fn a_duplicate_instance_runs_once_with_a_warning() {
-        let twice = r#"{"nginx": {"instances": [{"nginx_status_url": "http://%%host%%/s"}, {"nginx_status_url": "http://%%host%%/s"}]}}"#;
-        let p = pod("a", true, "Running", serde_json::json!({"metadata": {"annotations": {"ad.datadoghq.com/web.checks": twice}}}));
-        let plan = run(&[p]);
-        assert_eq!(plan.desired.len(), 1);
-        assert!(plan.problems.iter().any(|p| p.message.contains("declared twice")), "{:?}", plan.problems);
     }
 }

@@ -23,7 +23,8 @@ fn render(configs: &ConfigCheck) -> String {
         let paused = if c.paused { " (paused: pod not ready)" } else { "" };
         let _ = writeln!(out, "\n--- {} ({}){paused}", c.check, c.id);
         let _ = writeln!(out, "Source: {}", source(&c.source, &c.provider));
-        let _ = writeln!(out, "Tags: {}", c.tags.join(", "));
+        let tags = if c.tags.is_empty() { "(none)".to_string() } else { c.tags.join(", ") };
+        let _ = writeln!(out, "Tags: {tags}");
         let _ = writeln!(out, "init_config: {}", c.init_config);
         let _ = writeln!(out, "instance: {}", c.instance);
     }

@@ -16,6 +16,7 @@ use crate::config::{Config, Layer};
 use crate::exec::CheckRegistry;
 use crate::send::LogSink;
 use crate::status::server::{self, Reply, Routes};
+use crate::store::EtcdStore;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -41,6 +42,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let status = TcpListener::bind(config.status_addr).await.with_context(|| format!("status API on {}", config.status_addr))?;
     let health = TcpListener::bind(config.health_addr).await.with_context(|| format!("health endpoints on {}", config.health_addr))?;
     let listener = agent::listener::choose(&config).await?;
+    let store = config.etcd_url.as_deref().map(EtcdStore::new).transpose()?;
     let agent = Agent::new(config, registry, Arc::new(LogSink));
 
     let (stop, stopped) = watch::channel(false);
@@ -56,7 +58,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         let _ = stop.send(true);
     });
-    agent.run(listener, until_stopped()).await;
+    agent.run(listener, store, until_stopped()).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -92,7 +92,7 @@ fn located(path: &Path, at: Option<(usize, usize)>) -> String {
 
 /// An error with its causes: reqwest and kube put the useful part ("connection refused",
 /// "certificate not valid") in the source chain, not in the top-level message.
-fn with_causes(err: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -153,8 +153,8 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
             for instance in &file.instances {
                 candidates.push(Candidate {
                     check: &file.check,
-                    provider: format!("file {} (ad_identifiers)", file.display_path()),
-                    origin: format!("file {}", file.path.display()),
+                    provider: format!("{} (ad_identifiers)", file.provider()),
+                    origin: file.origin(),
                     init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                     instance,
                     ignore_tags: false,
@@ -202,15 +202,15 @@ pub fn static_configs(files: &[FileConfig], ctx: &DiscoveryContext) -> PodConfig
             ctx,
             vars: Vars { target: None, node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
             source: Source::default(),
-            entity: format!("file {}", file.path.display()),
+            entity: file.origin(),
             tags: Vec::new(),
             tolerate_unready: false,
         };
         for instance in &file.instances {
             let candidate = Candidate {
                 check: &file.check,
-                provider: format!("file {}", file.display_path()),
-                origin: format!("file {}", file.path.display()),
+                provider: file.provider(),
+                origin: file.origin(),
                 init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                 instance,
                 ignore_tags: false,

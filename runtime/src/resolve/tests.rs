@@ -608,6 +608,7 @@ fn file(check: &str, ad_identifiers: &[&str], instances: Value) -> FileConfig {
         init_config: json!({}),
         instances: instances.as_array().unwrap().clone(),
         ad_identifiers: ad_identifiers.iter().map(|s| s.to_string()).collect(),
+        store: None,
     }
 }
 
