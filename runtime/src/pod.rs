@@ -172,13 +172,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let path = dir
-            .ancestors()
-            .flat_map(|a| [a.join("shared/fixtures/kubelet"), a.join("../shared/fixtures/kubelet")])
-            .find(|p| p.is_dir())
-            .expect("shared/fixtures/kubelet beside the repository")
-            .join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kubelet").join(name);
         std::fs::read_to_string(path).unwrap()
     }
 

@@ -42,7 +42,8 @@ struct RunningAgent {
 }
 
 impl RunningAgent {
-    /// Starts `adrt run <args>` with a 1 s check interval and an empty conf.d unless `args` give one.
+    /// Starts `adrt run <args>` with a 1 s check interval, the built checks.d and an empty conf.d
+    /// unless `args` give them.
     fn start(args: &[&str]) -> RunningAgent {
         Self::start_with_env(args, &[])
     }
@@ -54,7 +55,9 @@ impl RunningAgent {
         let mut command = adrt();
         command.arg("run").args(args).arg("--status-addr").arg(status_addr.to_string());
         command.arg("--health-addr").arg(health_addr.to_string()).arg("--cache-dir").arg(dir.join("cache"));
-        command.arg("--checks-dir").arg(checks_dir());
+        if !args.contains(&"--checks-dir") {
+            command.arg("--checks-dir").arg(checks_dir());
+        }
         if !args.contains(&"--check-interval") {
             command.args(["--check-interval", "1"]);
         }
@@ -380,6 +383,32 @@ async fn the_seeds_etcd_templates_match_containers_by_image() {
     let provider = configs["resolved"][0]["provider"].as_str().unwrap().to_string();
     assert!(provider.starts_with(&format!("etcd {} /datadog/check_configs/nginx", etcd.url)), "{provider}");
     assert_eq!(configs["resolved"][0]["instance"]["nginx_status_url"], json!(a.status_url()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_check_neither_stalls_the_agent_nor_its_neighbours() {
+    let a = nginx_on("127.0.0.12");
+    let dir = temp_dir("spin");
+    // One checks.d with the real nginx check and the hostile test component.
+    let checks = dir.join("checks.d");
+    std::fs::create_dir_all(&checks).unwrap();
+    std::os::unix::fs::symlink(checks_dir().join("nginx.wasm"), checks.join("nginx.wasm")).unwrap();
+    std::os::unix::fs::symlink(crate::util::test_checks_dir().join("hostile.wasm"), checks.join("hostile.wasm")).unwrap();
+    let conf_d = dir.join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::write(conf_d.join("hostile.yaml"), "instances:\n  - mode: loop\n").unwrap();
+    let pods_file = dir.join("pods.json");
+    std::fs::write(&pods_file, json!({"items": [seed_pod("sada4j-nginx-1", &a, true)]}).to_string()).unwrap();
+
+    // The loop may spin for 60 s. The agent has one thread, so the status polls and the nginx
+    // runs below only happen if guest code yields; wait_for gives up after 40 s.
+    let agent = RunningAgent::start(&[
+        "--pods-file", path(&pods_file), "--conf-dir", path(&conf_d), "--checks-dir", path(&checks), "--call-timeout", "60",
+    ]);
+    let info = agent.wait_for("nginx runs twice while the loop spins", |i| all_ok_with_seven_metrics(i, 1)).await;
+    let hostile = info["checks"].as_array().unwrap().iter().find(|c| c["name"] == "hostile").expect("hostile is scheduled");
+    assert_eq!(hostile["instances"][0]["total_runs"], 0, "the spinning run is still in progress: {hostile}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

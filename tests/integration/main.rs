@@ -13,8 +13,10 @@ mod wasi;
 /// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
 mod cli;
 /// Fake kubelet and Kubernetes API servers that speak the real wire protocol.
-mod fake_kube;
+use adrt::testing::fake_kube;
 /// Pod listeners (kubelet poll, API watch, pods file) against the fakes.
 mod discover;
 /// `adrt run` end to end: the seed's Deployment through each listener, `adrt info`, `adrt configcheck`.
 mod agent;
+/// The network and kubernetes checks through adrt check.
+mod checks;

@@ -1,4 +1,4 @@
-//! The check driven through `MockHost` with real kubelet responses (`shared/fixtures/kubelet`).
+//! The check driven through `MockHost` with real kubelet responses (`tests/fixtures/kubelet`).
 //! Expected values are computed here from the fixtures with `serde_json::Value`, not with the
 //! check's own types.
 
@@ -17,15 +17,9 @@ const READ_ONLY: &str = "http://10.0.0.5:10255";
 const TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 
-/// `shared/fixtures/kubelet`, beside or inside an ancestor of this crate (CI clones the
-/// repository next to a copy of `shared/`).
+/// The real kubelet responses kept in the repository (`tests/fixtures/kubelet`, see SOURCE.md).
 fn fixtures_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .flat_map(|a| [a.join("../shared/fixtures/kubelet"), a.join("shared/fixtures/kubelet")])
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("no shared/fixtures/kubelet beside or inside any ancestor of {}", manifest.display()))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/kubelet")
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -118,7 +118,7 @@ impl Agent {
 
     /// Applies one listener event: a snapshot replaces the plan; an error is shown and the last
     /// snapshot stays in force.
-    pub fn apply(&self, event: PodEvent) {
+    fn apply(&self, event: PodEvent) {
         match event {
             PodEvent::Snapshot(pods) => {
                 let mut discovery = self.discovery.lock().unwrap();
@@ -159,7 +159,8 @@ impl Agent {
             file_templates: &templates,
         };
         let plan = plan::plan(&discovery.pods, &self.files, &ctx);
-        for problem in &plan.problems {
+        // Logged once when they appear; the status API shows them for as long as they last.
+        for problem in plan.problems.iter().filter(|p| !discovery.problems.contains(p)) {
             match problem.severity {
                 Severity::Error => tracing::warn!(entity = %problem.entity, "{}", problem.message),
                 Severity::Warning => tracing::info!(entity = %problem.entity, "{}", problem.message),
@@ -174,10 +175,6 @@ impl Agent {
     /// Ready once the first snapshot is applied: from then on the agent checks what it should.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
-    }
-
-    pub fn scheduler(&self) -> &Arc<Scheduler> {
-        &self.scheduler
     }
 
     /// `GET /status`.

@@ -42,12 +42,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    // The agent runs checks next to its status server: two threads, so a busy check never
-    // delays `adrt info` or a probe. One-off commands need one.
-    let runtime = match &cli.command {
-        Command::Run(_) => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
-        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-    };
+    // One thread for every command, the agent included: checks are I/O-bound and yield (guest
+    // code at every epoch tick, see exec::instance), and cross-thread wake-ups cost the agent
+    // more CPU than its checks' own work. Compiling a check runs on the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => return fatal(anyhow::anyhow!("cannot start the async runtime: {e}")),

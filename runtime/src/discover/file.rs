@@ -34,12 +34,23 @@ impl FileListener {
         let mut last_content: Option<[u8; 32]> = None;
         let mut last_read_error: Option<String> = None;
         let mut filter = ChangeFilter::default();
+        // Size and mtime of the last read: an unchanged file is not read again (a big pods file
+        // polled every second would otherwise cost more than the checks).
+        let mut last_stamp = None;
         loop {
+            let stamp = tokio::fs::metadata(&self.path).await.ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+            if stamp.is_some() && stamp == last_stamp {
+                if !sleep_unless_closed(&tx, self.poll).await {
+                    return;
+                }
+                continue;
+            }
             let event = match tokio::fs::read(&self.path).await {
                 Err(source) => {
                     let err = DiscoverError::Read { path: self.path.clone(), source }.to_string();
                     // Make the file count as new once it is back, even with the same content.
                     last_content = None;
+                    last_stamp = None;
                     filter.reset();
                     (last_read_error.as_ref() != Some(&err)).then(|| {
                         tracing::warn!(error = %err, "pods file unreadable");
@@ -49,6 +60,7 @@ impl FileListener {
                 }
                 Ok(bytes) => {
                     last_read_error = None;
+                    last_stamp = stamp;
                     let hash: [u8; 32] = Sha256::digest(&bytes).into();
                     if last_content == Some(hash) {
                         None

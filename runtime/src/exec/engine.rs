@@ -14,7 +14,7 @@ use super::services::HostServices;
 use super::store::StoreState;
 
 /// How often the epoch advances; a call's deadline is rounded up to this.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Sizes and limits of the engine.
 #[derive(Debug, Clone)]

@@ -66,7 +66,16 @@ impl LiveInstance {
         let state = StoreState::new(loaded.name.clone(), Arc::clone(engine.services()), settings.memory_limit);
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|state| &mut state.memory);
-        store.epoch_deadline_trap();
+        // Guest code yields to the runtime every epoch tick, so a check spinning in a loop shares
+        // its thread with the other checks and the status server until its deadline traps it.
+        // Two ticks of grace let a check return the error of a host call cut at the deadline.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().call.deadline + EPOCH_TICK * 2 {
+                Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
         let timeout = settings.call_timeout;
         let name = loaded.name.to_string();
 
@@ -133,13 +142,12 @@ impl LiveInstance {
     }
 }
 
-/// Starts a call: its deadline for host calls and the epoch deadline for guest code.
+/// Starts a call: its deadline, checked by host calls and, every epoch tick, for guest code.
 fn arm(store: &mut Store<StoreState>, instance_id: &str, timeout: Duration) {
     let state = store.data_mut();
     state.call = Call::start(instance_id, Instant::now() + timeout);
     state.memory.exceeded = None;
-    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-    store.set_epoch_deadline(ticks);
+    store.set_epoch_deadline(1);
 }
 
 fn from_check_error(error: CheckError) -> RunError {

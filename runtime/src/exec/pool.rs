@@ -43,7 +43,12 @@ impl CheckRegistry {
         Ok(loaded)
     }
 
-    /// The pool of live instances for this check and init_config.
+    /// The pool of this check and init_config if it exists already (no loading).
+    pub fn loaded_pool(&self, check: &str, init_config: &str) -> Option<Arc<InstancePool>> {
+        self.pools.lock().unwrap().get(&(check.to_string(), init_config.to_string())).cloned()
+    }
+
+    /// The pool of live instances for this check and init_config (loads the check if needed).
     pub fn pool(&self, check: &str, init_config: &str) -> Result<Arc<InstancePool>, ExecError> {
         let key = (check.to_string(), init_config.to_string());
         if let Some(pool) = self.pools.lock().unwrap().get(&key) {

@@ -726,13 +726,7 @@ fn seed_nginx_replicas_get_distinct_ids_and_tags() {
 }
 
 fn fixture(name: &str) -> PodList {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = dir
-        .ancestors()
-        .flat_map(|a| [a.join("shared/fixtures/kubelet"), a.join("../shared/fixtures/kubelet")])
-        .find(|p| p.is_dir())
-        .expect("shared/fixtures/kubelet beside the repository")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kubelet").join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -8,7 +8,8 @@
 
 mod timing;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,16 +40,20 @@ pub struct Scheduler {
     default_interval: Duration,
     workers: Arc<Semaphore>,
     instances: Mutex<HashMap<String, Scheduled>>,
+    /// Due times, earliest first. Lock after `instances`. An entry whose instance is gone, paused,
+    /// running or due at another time is stale and skipped, so nothing needs removing.
+    queue: Mutex<BinaryHeap<Reverse<(Instant, String)>>>,
     aggregator: Mutex<Aggregator>,
     sink: Arc<dyn Sink>,
     wake: Notify,
 }
 
+/// Shared pieces are `Arc`s: every run takes them out of the lock without copying.
 struct Scheduled {
-    config: ResolvedConfig,
-    init_config: String,
-    instance: String,
-    tags: Vec<String>,
+    config: Arc<ResolvedConfig>,
+    init_config: Arc<str>,
+    instance: Arc<str>,
+    tags: Arc<[String]>,
     interval: Duration,
     paused: bool,
     running: bool,
@@ -81,6 +86,7 @@ impl Scheduler {
             default_interval,
             workers: Arc::new(Semaphore::new(workers.max(1))),
             instances: Mutex::default(),
+            queue: Mutex::default(),
             aggregator: Mutex::default(),
             sink,
             wake: Notify::new(),
@@ -98,26 +104,29 @@ impl Scheduler {
             self.forget(&id);
             tracing::info!(instance = %id, "unscheduled");
         }
+        let mut queue = self.queue.lock().unwrap();
         for (id, scheduled) in instances.iter_mut() {
             let desired = wanted.remove(id).expect("kept only wanted ids");
             if scheduled.paused && !desired.paused {
                 scheduled.next_run = now; // resumes at once
+                queue.push(Reverse((now, id.clone())));
             }
             scheduled.paused = desired.paused;
-            scheduled.config = desired.config; // same ID: only tags or provider text can differ
+            scheduled.config = Arc::new(desired.config); // same ID: only tags or provider text can differ
         }
         for (id, desired) in wanted {
             let config = desired.config;
             let interval = config.min_collection_interval.map_or(self.default_interval, Duration::from_secs_f64);
             tracing::info!(instance = %id, check = %config.check, pod = %config.source.pod, paused = desired.paused, "scheduled");
             let tags = instance_tags(&config);
+            queue.push(Reverse((now, id.clone())));
             instances.insert(
                 id,
                 Scheduled {
-                    init_config: config.init_config.to_string(),
-                    instance: config.instance.to_string(),
-                    tags,
-                    config,
+                    init_config: config.init_config.to_string().into(),
+                    instance: config.instance.to_string().into(),
+                    tags: tags.into(),
+                    config: Arc::new(config),
                     interval,
                     paused: desired.paused,
                     running: false,
@@ -127,8 +136,9 @@ impl Scheduler {
                 },
             );
         }
+        drop(queue);
         let registry_keys: Vec<(String, String)> =
-            instances.values().map(|s| (s.config.check.clone(), s.init_config.clone())).collect();
+            instances.values().map(|s| (s.config.check.clone(), s.init_config.to_string())).collect();
         drop(instances);
         self.registry.retain_pools(|check, init| registry_keys.iter().any(|(c, i)| c == check && i == init));
         self.wake.notify_one();
@@ -145,18 +155,31 @@ impl Scheduler {
         loop {
             let now = Instant::now();
             let mut due = Vec::new();
-            let mut next_wake = now + Duration::from_secs(3600);
+            let next_wake;
             {
                 let mut instances = self.instances.lock().unwrap();
-                for (id, s) in instances.iter_mut() {
-                    if s.paused || s.running {
-                        continue;
-                    }
-                    if s.next_run <= now {
-                        s.running = true;
-                        due.push(id.clone());
-                    } else {
-                        next_wake = next_wake.min(s.next_run);
+                let mut queue = self.queue.lock().unwrap();
+                loop {
+                    match queue.peek() {
+                        Some(Reverse((at, _))) if *at <= now => {
+                            let Reverse((at, id)) = queue.pop().expect("peeked");
+                            if let Some(s) = instances.get_mut(&id)
+                                && !s.paused
+                                && !s.running
+                                && s.next_run == at
+                            {
+                                s.running = true;
+                                due.push(id);
+                            }
+                        }
+                        Some(Reverse((at, _))) => {
+                            next_wake = *at;
+                            break;
+                        }
+                        None => {
+                            next_wake = now + Duration::from_secs(3600);
+                            break;
+                        }
                     }
                 }
             }
@@ -207,8 +230,9 @@ impl Scheduler {
             service_checks: flushed.service_checks.len(),
         });
         let first = *s.first_run.get_or_insert(started);
-        s.next_run = next_run(&id, first, s.interval, s.stats.runs, Instant::now());
+        s.next_run = next_run(&id, first, s.interval, Instant::now());
         s.running = false;
+        self.queue.lock().unwrap().push(Reverse((s.next_run, id)));
         drop(instances);
         self.wake.notify_one();
     }
@@ -222,9 +246,18 @@ impl Scheduler {
             duration: Duration::ZERO,
             version: None,
         };
-        let pool = match self.registry.pool(check, init_config) {
-            Ok(pool) => pool,
-            Err(error) => return failed(error),
+        let pool = match self.registry.loaded_pool(check, init_config) {
+            Some(pool) => pool,
+            // First use: compiling (or reading the cache) blocks, so not on the runtime thread.
+            None => {
+                let registry = self.registry.clone();
+                let (check, init_config) = (check.to_string(), init_config.to_string());
+                match tokio::task::spawn_blocking(move || registry.pool(&check, &init_config)).await {
+                    Ok(Ok(pool)) => pool,
+                    Ok(Err(error)) => return failed(error),
+                    Err(join) => return failed(ExecError::Engine(format!("loading the check: {join}"))),
+                }
+            }
         };
         let mut live = match pool.take(self.registry.engine()).await {
             Ok(live) => live,
@@ -277,11 +310,6 @@ impl Scheduler {
             });
         }
         by_check.into_values().collect()
-    }
-
-    /// Whether an instance is scheduled and paused (tests, benchmarks).
-    pub fn is_paused(&self, id: &str) -> Option<bool> {
-        self.instances.lock().unwrap().get(id).map(|s| s.paused)
     }
 }
 

@@ -2,7 +2,12 @@
 //! same run on the same machine, with the target ratio. Figures, not assertions: a slow CI
 //! machine prints a worse ratio instead of failing a test.
 
+mod agent_load;
+mod discovery;
+mod kubernetes;
+pub mod local_kubelet;
 pub mod local_nginx;
+mod network;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -24,6 +29,12 @@ pub struct BenchArgs {
     /// Runs per measured loop.
     #[arg(long, default_value_t = 2000)]
     pub iterations: u32,
+    /// Pods added one by one per listener for the discovery latency figures.
+    #[arg(long, default_value_t = 100)]
+    pub discovery_samples: usize,
+    /// Seconds the agent-under-load figures are measured (after a 15 s warm-up).
+    #[arg(long, default_value_t = 30)]
+    pub load_seconds: u64,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -42,6 +53,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     per_run_overhead(&args.engine, n, &mut table).await?;
     nginx_check(&args.engine, &checks_dir, &nginx_url, n / 4, &mut table).await?;
     nginx_process(&args.engine, &checks_dir, &nginx_url, &mut table)?;
+    network::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
+    kubernetes::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
+    discovery::section(&args.engine, args.discovery_samples.max(2), &mut table).await?;
+    agent_load::section(&args.engine, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
 
     print!("{}", table.render());
     Ok(ExitCode::SUCCESS)
@@ -75,6 +90,11 @@ impl Table {
         self.rows.push([what.to_string(), human(measured), String::new(), String::new(), format!("target <= {}: {verdict}", human(target))]);
     }
 
+    /// A row of figures that are not durations (CPU shares, memory).
+    fn text(&mut self, what: &str, measured: String, baseline: String, verdict: String) {
+        self.rows.push([what.to_string(), measured, baseline, String::new(), verdict]);
+    }
+
     fn render(&self) -> String {
         let widths: Vec<usize> = (0..5).map(|i| self.rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
         let mut out = String::new();
@@ -106,7 +126,7 @@ fn component_load(args: &EngineArgs, checks_dir: &std::path::Path, table: &mut T
     let mut settings = args.engine_settings();
     let cache = temp_cache("load");
     settings.cache_dir = Some(cache.clone());
-    let engine = CheckEngine::new(settings, std::sync::Arc::new(crate::exec::HostServices::from_env()))?;
+    let engine = CheckEngine::new(settings, std::sync::Arc::new(crate::exec::HostServices::from_env()?))?;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for _ in 0..3 {

@@ -3,8 +3,6 @@
 //! watch stream with resourceVersions, `410 Gone` and dropped connections), plus builders for
 //! pod JSON modelled on a real kubelet's `/pods`.
 
-#![allow(dead_code)] // shared by several test modules; not every module uses every control
-
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -597,13 +595,9 @@ pub fn set_ip(pod: &mut Value, ip: &str) {
     pod["status"]["podIPs"] = json!([{"ip": ip}]);
 }
 
-/// The shared fixtures dir (`shared/fixtures/kubelet`), beside the repository clone.
+/// The real kubelet responses kept in the repository (`tests/fixtures/kubelet`, see SOURCE.md).
 pub fn kubelet_fixtures() -> PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    dir.ancestors()
-        .flat_map(|a| [a.join("shared/fixtures/kubelet"), a.join("../shared/fixtures/kubelet")])
-        .find(|p| p.is_dir())
-        .expect("shared/fixtures/kubelet beside the repository")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kubelet")
 }
 
 /// The items of a real kubelet's `/pods` response (`pods.json` fixture).
