@@ -411,6 +411,30 @@ async fn a_spinning_check_neither_stalls_the_agent_nor_its_neighbours() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_the_kubelet_is_used_unless_it_does_not_answer() {
+    use adrt::config::{Config, Layer};
+    let api = FakeApiServer::start(Vec::new()).await;
+    let kubelet = FakeKubelet::start(Vec::new()).await;
+    let settings = |kubelet_url: String| Layer {
+        kubelet_url: Some(kubelet_url),
+        api_server: Some(api.url()),
+        node_name: Some("node-1".into()),
+        ..Layer::default()
+    };
+    let in_cluster = |layer| Config::resolve(layer, true, || None).unwrap();
+    let chosen = adrt::agent::listener::choose(&in_cluster(settings(kubelet.url()))).await.unwrap().unwrap();
+    assert_eq!(chosen.name(), "kubelet");
+    let closed = format!("http://127.0.0.1:{}", crate::util::closed_port());
+    let chosen = adrt::agent::listener::choose(&in_cluster(settings(closed.clone()))).await.unwrap().unwrap();
+    assert_eq!(chosen.name(), "api", "the kubelet at {closed} does not answer");
+    // An explicit choice is kept, reachable or not; outside a cluster nothing is guessed.
+    let explicit = Layer { listener: Some(adrt::config::ListenerKind::Kubelet), ..settings(closed) };
+    assert_eq!(adrt::agent::listener::choose(&in_cluster(explicit)).await.unwrap().unwrap().name(), "kubelet");
+    let outside = Config::resolve(Layer::default(), false, || None).unwrap();
+    assert!(adrt::agent::listener::choose(&outside).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn bad_settings_stop_the_start_with_a_message_naming_them() {
     let dir = temp_dir("bad-settings");
