@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::fake_kube::{FakeApiServer, FakeKubelet, pod_json, set_ready, unique};
@@ -433,6 +434,45 @@ async fn in_a_cluster_the_kubelet_is_used_unless_it_does_not_answer() {
     assert_eq!(adrt::agent::listener::choose(&in_cluster(explicit)).await.unwrap().unwrap().name(), "kubelet");
     let outside = Config::resolve(Layer::default(), false, || None).unwrap();
     assert!(adrt::agent::listener::choose(&outside).await.unwrap().is_none());
+}
+
+/// The examples in deploy/ are what the README tells people to run: they must resolve.
+#[test]
+fn the_repositorys_examples_resolve_to_the_nginx_check() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let known = |name: &str| ["nginx", "network", "kubernetes"].contains(&name);
+    let ctx = adrt::resolve::DiscoveryContext { node_name: "local", env_allowlist: &[], known_checks: &known, file_templates: &[] };
+
+    // The local pods file of `scripts/run`: two replicas on 127.0.0.2 and .3.
+    let path = deploy.join("local/pods.yaml");
+    let pods = adrt::discover::parse_pods(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    let urls: Vec<Value> = pods
+        .iter()
+        .flat_map(|p| adrt::resolve::discover_pod(p, &ctx).resolved)
+        .map(|c| c.instance["nginx_status_url"].clone())
+        .collect();
+    assert_eq!(urls, [json!("http://127.0.0.2:18080/nginx_status"), json!("http://127.0.0.3:18080/nginx_status")]);
+
+    // The seed's Deployment: its pod template, as the kubelet would serve a replica of it.
+    let text = std::fs::read_to_string(deploy.join("kubernetes/nginx-example.yaml")).unwrap();
+    let deployment = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let mut pod: Value = serde_json::to_value(&deployment["spec"]["template"]).unwrap();
+    pod["metadata"]["name"] = json!("sada4j-nginx-5d9c7b8f6d-4xk2p");
+    pod["metadata"]["namespace"] = json!("sada4j");
+    pod["status"] = json!({"phase": "Running", "podIP": "10.8.0.12", "conditions": [{"type": "Ready", "status": "True"}]});
+    let configs = adrt::resolve::discover_pod(&serde_json::from_value(pod).unwrap(), &ctx);
+    assert!(configs.problems.is_empty(), "{:?}", configs.problems);
+    assert_eq!(configs.resolved.len(), 1);
+    assert_eq!(configs.resolved[0].instance, json!({"nginx_status_url": "http://10.8.0.12:80/nginx_status"}));
+
+    // The conf.d the image ships: the node checks, static.
+    let (files, problems) = adrt::confd::load_dir(&deploy.join("conf.d"));
+    assert!(problems.is_empty(), "{problems:?}");
+    let static_checks: Vec<String> = adrt::resolve::static_configs(&files, &ctx).resolved.into_iter().map(|c| c.check).collect();
+    assert_eq!(static_checks, ["kubernetes", "network"]);
 }
 
 #[tokio::test]
