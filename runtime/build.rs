@@ -26,7 +26,7 @@ const MIN_DEBIAN_RUSTC: (u32, u32) = (1, 85);
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
-    for watched in ["checks", "tests/components", "wit", "Cargo.lock"] {
+    for watched in ["checks", "tests/components", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=ADRT_GUEST_TOOLCHAIN");

@@ -12,8 +12,35 @@ use crate::files::read_int;
 /// allow list is `max`, `count`, so `expect_max`, `tcp_max_retrans`, ... are kept too.
 #[derive(Debug)]
 pub struct ConntrackFilter {
-    allow: Vec<Regex>,
-    deny: Vec<Regex>,
+    allow: Vec<Pattern>,
+    deny: Vec<Pattern>,
+}
+
+/// A regex searched in a name. Plain words (the default `max`, `count`, and most configs) are
+/// searched as substrings: regex-lite's matcher cost more than the rest of a run on a kernel
+/// with forty `nf_conntrack_*` files.
+#[derive(Debug)]
+enum Pattern {
+    Literal(String),
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn new(pattern: &str, key: &str) -> Result<Self, CheckError> {
+        // Letters, digits and `_` never have a special meaning in a regex.
+        if pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            Ok(Pattern::Literal(pattern.to_string()))
+        } else {
+            compile(pattern, key).map(Pattern::Regex)
+        }
+    }
+
+    fn is_match(&self, name: &str) -> bool {
+        match self {
+            Pattern::Literal(word) => name.contains(word.as_str()),
+            Pattern::Regex(re) => re.is_match(name),
+        }
+    }
 }
 
 impl ConntrackFilter {
@@ -37,8 +64,8 @@ impl ConntrackFilter {
     }
 }
 
-fn compile_all<'a>(patterns: impl IntoIterator<Item = &'a str>, key: &str) -> Result<Vec<Regex>, CheckError> {
-    patterns.into_iter().map(|p| compile(p, key)).collect()
+fn compile_all<'a>(patterns: impl IntoIterator<Item = &'a str>, key: &str) -> Result<Vec<Pattern>, CheckError> {
+    patterns.into_iter().map(|p| Pattern::new(p, key)).collect()
 }
 
 /// Submits a gauge for each kept `nf_conntrack_*` file. No directory (conntrack not loaded) is
