@@ -129,8 +129,9 @@ impl Agent {
                 self.ready.store(true, Ordering::Release);
             }
             PodEvent::Error(error) => {
-                tracing::warn!(listener = %self.discovery.lock().unwrap().listener.name, "{error}");
-                self.discovery.lock().unwrap().listener.last_error = Some(error);
+                let mut discovery = self.discovery.lock().unwrap();
+                tracing::warn!(listener = %discovery.listener.name, "{error}");
+                discovery.listener.last_error = Some(error);
             }
         }
     }

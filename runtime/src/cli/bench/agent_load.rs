@@ -88,22 +88,8 @@ fn pods(nginx: &LocalNginx) -> serde_json::Value {
     let instances: Vec<_> = (0..INSTANCES_PER_POD)
         .map(|i| json!({"nginx_status_url": "http://%%host%%:%%port%%/nginx_status", "tags": [format!("probe:{i}")]}))
         .collect();
-    let checks = json!({"nginx": {"instances": instances}}).to_string();
-    let items: Vec<_> = (0..PODS)
-        .map(|n| {
-            let mut pod = crate::testing::fake_kube::pod_json(
-                &format!("web-{n}"),
-                "bench",
-                &format!("uid-{n}"),
-                "node-1",
-                &nginx.addr.ip().to_string(),
-                &[("ad.datadoghq.com/app.checks", &checks)],
-                true,
-            );
-            pod["spec"]["containers"][0]["ports"] = json!([{"containerPort": nginx.addr.port()}]);
-            pod
-        })
-        .collect();
+    let checks = json!({"nginx": {"instances": instances}});
+    let items: Vec<_> = (0..PODS).map(|n| super::discovery::nginx_pod(n, nginx, &checks)).collect();
     json!({"kind": "PodList", "apiVersion": "v1", "items": items})
 }
 

@@ -54,7 +54,13 @@ impl FirstRuns {
 }
 
 fn pod(n: usize, nginx: &LocalNginx) -> Value {
-    let annotation = json!({"nginx": {"instances": [{"nginx_status_url": "http://%%host%%:%%port%%/nginx_status"}]}}).to_string();
+    let checks = json!({"nginx": {"instances": [{"nginx_status_url": "http://%%host%%:%%port%%/nginx_status"}]}});
+    nginx_pod(n, nginx, &checks)
+}
+
+/// Pod `web-<n>` whose IP and port are `nginx`'s, with `checks` as its v2 annotation.
+pub(super) fn nginx_pod(n: usize, nginx: &LocalNginx, checks: &Value) -> Value {
+    let annotation = checks.to_string();
     let mut pod = pod_json(&format!("web-{n}"), "bench", &format!("uid-{n}"), "node-1", &nginx.addr.ip().to_string(), &[("ad.datadoghq.com/app.checks", &annotation)], true);
     pod["spec"]["containers"][0]["ports"] = json!([{"containerPort": nginx.addr.port()}]);
     pod
