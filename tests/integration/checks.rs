@@ -197,7 +197,8 @@ fn kubernetes_with_the_kubelet_down_is_critical_and_fails() {
     assert_eq!(out.status.code(), Some(1), "a failed run exits 1; stderr: {}", stderr(&out));
     let run = &stdout_json(&out)["runs"][0];
     let error = run["error"].as_str().unwrap();
-    assert!(error.contains(&format!("{url}/healthz")) && error.contains("Connection refused"), "{error}");
+    assert!(error.contains("Connection refused"), "{error}");
+    assert_eq!(error.matches(&format!("{url}/healthz")).count(), 1, "the URL is named once: {error}");
     let health = &run["service_checks"][0];
     assert_eq!(health["name"], "kubernetes.kubelet.check");
     assert_eq!(health["status"], "CRITICAL");

@@ -69,12 +69,15 @@ fn human_output_ends_with_the_collected_line() {
 #[test]
 fn closed_port_is_critical_with_the_reason_and_fails() {
     let port = closed_port();
-    let instance = serde_json::json!({"nginx_status_url": format!("http://127.0.0.1:{port}/nginx_status")}).to_string();
+    let url = format!("http://127.0.0.1:{port}/nginx_status");
+    let instance = serde_json::json!({"nginx_status_url": url}).to_string();
     let out = adrt_check(&["nginx", "--instance", &instance, "--json"]);
     assert_eq!(out.status.code(), Some(1), "a failed run exits non-zero");
     let report = stdout_json(&out);
     let run = &report["runs"][0];
-    assert!(run["error"].as_str().unwrap().contains("Connection refused"), "{run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(error.contains("Connection refused"), "{run}");
+    assert_eq!(error.matches(&url).count(), 1, "the URL is named once: {error}");
     let can_connect = &run["service_checks"][0];
     assert_eq!(can_connect["name"], "nginx.can_connect");
     assert_eq!(can_connect["status"], "CRITICAL");

@@ -82,21 +82,21 @@ impl Kubelet {
         if let Err(error @ HttpError::Connect(_)) = &result
             && let Some(fallback) = self.fallback.take()
         {
-            let first = format!("{}: {}", self.url(path), error.describe());
+            // The host's HTTP errors start with the URL.
+            let first = error.describe();
             ctx.info(&format!("{first}; trying the kubelet's read-only port at {fallback}"));
             self.base = fallback;
             self.options.auth = None;
             result = ctx.http_get(&self.url(path), &self.options);
             if let Err(error) = &result {
-                let message = format!("{first}; {}: {}", self.url(path), error.describe());
+                let message = format!("{first}; {}", error.describe());
                 return Err(FetchError { message, unreachable: true });
             }
         }
         // Whatever answered is the kubelet for the rest of the run.
         self.fallback = None;
+        let response = result.map_err(|e| FetchError { message: e.describe(), unreachable: true })?;
         let url = self.url(path);
-        let response =
-            result.map_err(|e| FetchError { message: format!("{url}: {}", e.describe()), unreachable: true })?;
         if response.status == 200 {
             return Ok(response.body);
         }

@@ -155,7 +155,7 @@ impl Check for Nginx {
             if r.status == 200 {
                 Ok(r)
             } else {
-                Err(adrt_check_sdk::HttpError::Other(format!("HTTP {} from {url}", r.status)))
+                Err(adrt_check_sdk::HttpError::Other(format!("{url}: HTTP {}", r.status)))
             }
         });
         let page = match response {
@@ -164,7 +164,8 @@ impl Check for Nginx {
                 page
             }
             Err(error) => {
-                let message = format!("{url}: {}", error.describe());
+                // The host's HTTP errors start with the URL.
+                let message = error.describe();
                 ctx.service_check("nginx.can_connect", Status::Critical, &tags, Some(&message));
                 return Err(CheckError::Run(message));
             }

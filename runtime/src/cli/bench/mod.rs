@@ -23,6 +23,9 @@ use local_nginx::LocalNginx;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Sections to measure (all when none is given).
+    #[arg(value_enum)]
+    pub sections: Vec<Section>,
     /// A stub_status URL to use instead of starting a local nginx.
     #[arg(long)]
     pub nginx_url: Option<String>,
@@ -39,24 +42,58 @@ pub struct BenchArgs {
     pub engine: EngineArgs,
 }
 
+/// A group of figures `adrt bench` can measure on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Loading a component: compiling vs the artifact cache.
+    Load,
+    /// The cost of one run of a check that does nothing.
+    Overhead,
+    /// The nginx check, in the agent and as an `adrt check` process.
+    Nginx,
+    /// The network check against reading its files natively.
+    Network,
+    /// The kubernetes check against fetching its URLs natively.
+    Kubernetes,
+    /// Pod discovery latency per listener.
+    Discovery,
+    /// The agent running many pods' checks.
+    AgentLoad,
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let wanted = |section: Section| args.sections.is_empty() || args.sections.contains(&section);
     let checks_dir = args.engine.checks_dir();
-    let nginx_server = match &args.nginx_url {
-        Some(_) => None,
-        None => Some(LocalNginx::start()?),
-    };
-    let nginx_url = args.nginx_url.clone().unwrap_or_else(|| nginx_server.as_ref().expect("started").status_url());
     let n = args.iterations.max(10);
     let mut table = Table::default();
 
-    component_load(&args.engine, &checks_dir, &mut table)?;
-    per_run_overhead(&args.engine, n, &mut table).await?;
-    nginx_check(&args.engine, &checks_dir, &nginx_url, n / 4, &mut table).await?;
-    nginx_process(&args.engine, &checks_dir, &nginx_url, &mut table)?;
-    network::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
-    kubernetes::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
-    discovery::section(&args.engine, args.discovery_samples.max(2), &mut table).await?;
-    agent_load::section(&args.engine, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
+    if wanted(Section::Load) {
+        component_load(&args.engine, &checks_dir, &mut table)?;
+    }
+    if wanted(Section::Overhead) {
+        per_run_overhead(&args.engine, n, &mut table).await?;
+    }
+    if wanted(Section::Nginx) {
+        let nginx_server = match &args.nginx_url {
+            Some(_) => None,
+            None => Some(LocalNginx::start()?),
+        };
+        let nginx_url = args.nginx_url.clone().unwrap_or_else(|| nginx_server.as_ref().expect("started").status_url());
+        nginx_check(&args.engine, &checks_dir, &nginx_url, n / 4, &mut table).await?;
+        nginx_process(&args.engine, &checks_dir, &nginx_url, &mut table)?;
+    }
+    if wanted(Section::Network) {
+        network::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
+    }
+    if wanted(Section::Kubernetes) {
+        kubernetes::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
+    }
+    if wanted(Section::Discovery) {
+        discovery::section(&args.engine, args.discovery_samples.max(2), &mut table).await?;
+    }
+    if wanted(Section::AgentLoad) {
+        agent_load::section(&args.engine, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
+    }
 
     print!("{}", table.render());
     Ok(ExitCode::SUCCESS)

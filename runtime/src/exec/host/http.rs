@@ -27,7 +27,8 @@ struct ClientKey {
 }
 
 impl HttpClients {
-    fn get(&self, key: ClientKey) -> Result<reqwest::Client, Error> {
+    /// The client for `key`; errors name `url`, the request that needed it.
+    fn get(&self, key: ClientKey, url: &str) -> Result<reqwest::Client, Error> {
         if let Some(client) = self.clients.lock().unwrap().get(&key) {
             return Ok(client.clone());
         }
@@ -38,12 +39,13 @@ impl HttpClients {
             .redirect(reqwest::redirect::Policy::limited(5))
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|e| Error::Tls(format!("CA file {path}: {e}")))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Tls(format!("CA file {path}: {e}")))? {
+            let ca_error = |e: &dyn std::fmt::Display| Error::Tls(format!("{url}: CA file {path}: {e}"));
+            let pem = std::fs::read(path).map_err(|e| ca_error(&e))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(&e))? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder.build().map_err(|e| Error::Other(chain(&e)))?;
+        let client = builder.build().map_err(|e| Error::Other(format!("{url}: {}", chain(&e))))?;
         self.clients.lock().unwrap().insert(key, client.clone());
         Ok(client)
     }
@@ -51,7 +53,8 @@ impl HttpClients {
 
 impl Host for StoreState {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
-        self.allow(Import::Http { method: &request.method, url: &request.url }).map_err(Error::Denied)?;
+        self.allow(Import::Http { method: &request.method, url: &request.url })
+            .map_err(|why| Error::Denied(format!("{}: {why}", request.url)))?;
         let remaining = self.call.remaining();
         let timeout = request.timeout_ms.map_or(remaining, |ms| remaining.min(Duration::from_millis(ms.into())));
         if timeout.is_zero() {
@@ -59,7 +62,7 @@ impl Host for StoreState {
         }
         let https = request.url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
         let key = ClientKey { https, tls_verify: request.tls_verify, ca_file: request.ca_file.clone() };
-        let client = self.services.http.get(key)?;
+        let client = self.services.http.get(key, &request.url)?;
         let url = request.url.clone();
         match tokio::time::timeout(timeout, perform(client, request)).await {
             Ok(result) => result,
@@ -70,7 +73,7 @@ impl Host for StoreState {
 
 async fn perform(client: reqwest::Client, request: Request) -> Result<Response, Error> {
     let method = reqwest::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| Error::InvalidRequest(format!("bad method {:?}", request.method)))?;
+        .map_err(|_| Error::InvalidRequest(format!("{}: bad method {:?}", request.url, request.method)))?;
     let url = reqwest::Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("{:?}: {e}", request.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::InvalidRequest(format!("{}: only http and https URLs", request.url)));
@@ -82,7 +85,8 @@ async fn perform(client: reqwest::Client, request: Request) -> Result<Response, 
     match &request.auth {
         Some(Auth::Bearer(token)) => builder = builder.bearer_auth(token),
         Some(Auth::BearerFile(path)) => {
-            let token = std::fs::read_to_string(path).map_err(|e| Error::InvalidRequest(format!("bearer token file {path}: {e}")))?;
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| Error::InvalidRequest(format!("{}: bearer token file {path}: {e}", request.url)))?;
             builder = builder.bearer_auth(token.trim());
         }
         None => {}
