@@ -32,7 +32,13 @@ impl Host for StoreState {
 /// call (the one that finds the end) included. Offering 64 KiB takes a typical procfs or sysfs
 /// file in one call plus that last one; std's reads for an empty-looking file start at 32 bytes,
 /// which cost `/proc/net/tcp` twice the walks.
-const MIN_READ_BYTES: u64 = 64 << 10;
+const MIN_READ_BYTES: usize = 64 << 10;
+
+thread_local! {
+    /// Where files are read before being copied out at their size, so that each read allocates
+    /// what the file holds rather than 64 KiB.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Reads a regular file whole, as the `files.read` import does (`adrt bench` measures this
 /// natively as the checks' bare I/O).
@@ -47,12 +53,21 @@ pub fn read_file(path: &str) -> Result<Vec<u8>, Error> {
     if !meta.is_file() {
         return Err(Error::Io(format!("{path}: not a regular file")));
     }
-    let mut bytes = Vec::with_capacity(meta.len().max(MIN_READ_BYTES).min(MAX_FILE_BYTES + 1) as usize);
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Error::Io(format!("{path}: larger than {} MiB", MAX_FILE_BYTES >> 20)));
-    }
-    Ok(bytes)
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        scratch.reserve(MIN_READ_BYTES.max(meta.len().min(MAX_FILE_BYTES + 1) as usize));
+        let read = file.take(MAX_FILE_BYTES + 1).read_to_end(scratch).map_err(|e| io_error(path, e));
+        let bytes = match read {
+            Ok(n) if n as u64 > MAX_FILE_BYTES => Err(Error::Io(format!("{path}: larger than {} MiB", MAX_FILE_BYTES >> 20))),
+            Ok(_) => Ok(scratch.to_vec()),
+            Err(e) => Err(e),
+        };
+        // Keep the usual 64 KiB, not the largest file ever read.
+        if scratch.capacity() > 4 * MIN_READ_BYTES {
+            *scratch = Vec::new();
+        }
+        bytes
+    })
 }
 
 /// Lists a directory, sorted by name, as the `files.list-dir` import does.
