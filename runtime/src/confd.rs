@@ -194,17 +194,11 @@ pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<FileConfig>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("adrt-confd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::testing::scratch_dir;
 
     #[test]
     fn loads_the_datadog_layout() {
-        let root = temp_dir("layout");
+        let root = scratch_dir("layout");
         let dir = root.join("conf.d");
         std::fs::create_dir_all(dir.join("redisdb.d")).unwrap();
         std::fs::create_dir_all(dir.join("..2024_01_01")).unwrap();

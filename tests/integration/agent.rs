@@ -11,7 +11,7 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::fake_kube::{FakeApiServer, FakeKubelet, pod_json, set_ready, unique};
-use crate::util::{Etcd, LocalNginx, adrt, checks_dir, temp_dir};
+use crate::util::{Etcd, LocalNginx, adrt, checks_dir, scratch_dir};
 
 /// The seed's annotations, verbatim.
 const SEED_ANNOTATIONS: [(&str, &str); 3] = [
@@ -50,7 +50,7 @@ impl RunningAgent {
     }
 
     fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RunningAgent {
-        let dir = temp_dir("agent");
+        let dir = scratch_dir("agent");
         let status_addr = free_addr();
         let health_addr = free_addr();
         let mut command = adrt();
@@ -329,7 +329,7 @@ async fn discovery_problems_are_shown_per_pod_and_nothing_else_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_file_and_conf_d_run_locally_with_probes_and_a_clean_stop() {
     let a = nginx_on("127.0.0.10");
-    let dir = temp_dir("pods-file");
+    let dir = scratch_dir("pods-file");
     let pods_file = dir.join("pods.json");
     let write_pods = |pods: Vec<Value>| {
         let list = json!({"kind": "PodList", "apiVersion": "v1", "items": pods});
@@ -389,7 +389,7 @@ async fn the_seeds_etcd_templates_match_containers_by_image() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spinning_check_neither_stalls_the_agent_nor_its_neighbours() {
     let a = nginx_on("127.0.0.12");
-    let dir = temp_dir("spin");
+    let dir = scratch_dir("spin");
     // One checks.d with the real nginx check and the hostile test component.
     let checks = dir.join("checks.d");
     std::fs::create_dir_all(&checks).unwrap();
@@ -477,7 +477,7 @@ fn the_repositorys_examples_resolve_to_the_nginx_check() {
 
 #[tokio::test]
 async fn bad_settings_stop_the_start_with_a_message_naming_them() {
-    let dir = temp_dir("bad-settings");
+    let dir = scratch_dir("bad-settings");
     let config = dir.join("adrt.yaml");
     std::fs::write(&config, "kubelet_pol: 3\n").unwrap();
     let out = adrt().args(["run", "--config", path(&config)]).output().unwrap();

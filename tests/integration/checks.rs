@@ -13,7 +13,7 @@ use std::time::Duration;
 use adrt::cli::bench::local_kubelet::{LocalKubelet, Reply, fixture_routes};
 use serde_json::{Value, json};
 
-use crate::util::{adrt, adrt_check, closed_port, stdout_json, temp_dir};
+use crate::util::{adrt, adrt_check, closed_port, stdout_json, scratch_dir};
 
 fn metrics<'a>(run: &'a Value, name: &str) -> Vec<&'a Value> {
     run["metrics"].as_array().unwrap().iter().filter(|m| m["name"] == name).collect()
@@ -363,7 +363,7 @@ impl FakeHost {
     /// root other than /proc), a decoy `proc/net` (the agent pod's own), conntrack sysctls, and
     /// `sys/class/net` with eth0 and lo.
     fn new() -> Self {
-        let dir = temp_dir("netfs");
+        let dir = scratch_dir("netfs");
         let host = FakeHost { dir };
         host.set_counters(1_000_000, 5000);
         host.write("proc/1/net/netstat", NETSTAT);
@@ -484,7 +484,7 @@ fn network_rates_and_counts_over_two_samples() {
     // first run has read everything.
     std::fs::remove_dir_all(host.path("proc/sys")).unwrap();
     let instance = host.instance(json!({"collect_count_metrics": true}));
-    let cache = temp_dir("cache");
+    let cache = scratch_dir("cache");
     let mut child = adrt()
         .args(["check", "network", "--instance", &instance, "--times", "2", "--pause", "1000", "--json"])
         .args(["--log", "warn,check=debug", "--cache-dir"])

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::util::{adrt, adrt_check, checks_dir, stdout_json, temp_dir};
+use crate::util::{adrt, adrt_check, checks_dir, stdout_json, scratch_dir};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -35,7 +35,7 @@ fn an_unknown_check_lists_the_available_ones() {
 
 #[test]
 fn a_broken_component_is_a_clear_error() {
-    let dir = temp_dir("broken");
+    let dir = scratch_dir("broken");
     std::fs::write(dir.join("broken.wasm"), b"\0asm definitely not a component").unwrap();
     let out = adrt_check(&["broken", "--checks-dir", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
@@ -52,8 +52,8 @@ fn artifacts(cache: &Path) -> Vec<String> {
 
 #[test]
 fn compiled_checks_are_cached_by_content() {
-    let cache = temp_dir("artifacts");
-    let checks = temp_dir("checks");
+    let cache = scratch_dir("artifacts");
+    let checks = scratch_dir("checks");
     std::fs::copy(checks_dir().join("nginx.wasm"), checks.join("nginx.wasm")).unwrap();
     let run = || {
         adrt()
@@ -82,7 +82,7 @@ fn compiled_checks_are_cached_by_content() {
 
 #[test]
 fn an_unwritable_cache_only_warns() {
-    let file = temp_dir("ro").join("not-a-dir");
+    let file = scratch_dir("ro").join("not-a-dir");
     std::fs::write(&file, b"").unwrap();
     let out = adrt()
         .args(["check", "wasi-hello", "--checks-dir"])

@@ -1,7 +1,6 @@
 //! The three pod listeners against the fakes (kubelet, API server) and temp files: what they
 //! send, when they stay quiet, how they recover.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use adrt::discover::{ApiListener, FileListener, KubeletListener, Listener, PodEvent};
@@ -10,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::fake_kube::{FakeApiServer, FakeKubelet, pod_json, real_kubelet_pods, set_ip, set_ready};
+use crate::util::scratch_dir;
 
 /// Generous: these bound a hang, they do not measure latency (the benchmark does).
 const WAIT: Duration = Duration::from_secs(20);
@@ -137,7 +137,7 @@ async fn kubelet_failures_name_the_url_and_recovery_resends_the_snapshot() {
 
 #[tokio::test]
 async fn kubelet_sends_the_current_token_on_every_request() {
-    let dir = temp_dir("kubelet-token");
+    let dir = scratch_dir("kubelet-token");
     let token = dir.join("token");
     std::fs::write(&token, "first\n").unwrap();
     let fake = FakeKubelet::start(vec![]).await;
@@ -271,13 +271,6 @@ async fn api_reports_an_unreachable_server_and_retries() {
 // ---------------------------------------------------------------------------------------------
 // pods file
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(crate::fake_kube::unique(&format!("adrt-discover-{tag}-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn file_listener(path: &std::path::Path) -> Listener {
     Listener::File(FileListener { path: path.to_path_buf(), poll: POLL })
 }
@@ -299,7 +292,7 @@ fn kubectl_yaml(pods: &[Value]) -> String {
 
 #[tokio::test]
 async fn file_reads_kubectl_yaml() {
-    let path = temp_dir("file-list").join("pods.yaml");
+    let path = scratch_dir("file-list").join("pods.yaml");
     std::fs::write(&path, kubectl_yaml(&[pod("web", "n1", "10.1.0.1", true), pod("db", "n1", "10.1.0.2", false)])).unwrap();
     let mut rx = start(file_listener(&path));
     let pods = next_snapshot(&mut rx).await;
@@ -309,7 +302,7 @@ async fn file_reads_kubectl_yaml() {
 
 #[tokio::test]
 async fn file_reads_a_yaml_pod_list_multi_docs_and_a_single_pod() {
-    let dir = temp_dir("file-shapes");
+    let dir = scratch_dir("file-shapes");
     let cases = [
         (
             "podlist.yaml",
@@ -338,7 +331,7 @@ async fn file_reads_a_yaml_pod_list_multi_docs_and_a_single_pod() {
 
 #[tokio::test]
 async fn file_reads_a_real_kubelet_json_response() {
-    let path = temp_dir("file-json").join("pods.json");
+    let path = scratch_dir("file-json").join("pods.json");
     std::fs::copy(crate::fake_kube::kubelet_fixtures().join("pods.json"), &path).unwrap();
     let mut rx = start(file_listener(&path));
     assert_eq!(next_snapshot(&mut rx).await.len(), real_kubelet_pods().len());
@@ -346,7 +339,7 @@ async fn file_reads_a_real_kubelet_json_response() {
 
 #[tokio::test]
 async fn file_is_reread_when_it_changes_and_only_then() {
-    let path = temp_dir("file-change").join("pods.yaml");
+    let path = scratch_dir("file-change").join("pods.yaml");
     let one = kubectl_yaml(&[pod("web", "n1", "10.1.0.1", true)]);
     std::fs::write(&path, &one).unwrap();
     let mut rx = start(file_listener(&path));
@@ -370,7 +363,7 @@ async fn file_is_reread_when_it_changes_and_only_then() {
 
 #[tokio::test]
 async fn file_parse_errors_name_file_and_line_and_keep_the_last_snapshot() {
-    let path = temp_dir("file-error").join("pods.yaml");
+    let path = scratch_dir("file-error").join("pods.yaml");
     std::fs::write(&path, kubectl_yaml(&[pod("web", "n1", "10.1.0.1", true)])).unwrap();
     let mut rx = start(file_listener(&path));
     assert_eq!(names(&next_snapshot(&mut rx).await), ["web"]);
@@ -397,7 +390,7 @@ async fn file_parse_errors_name_file_and_line_and_keep_the_last_snapshot() {
 
 #[tokio::test]
 async fn file_missing_is_reported_once_and_picked_up_when_it_appears() {
-    let path = temp_dir("file-missing").join("pods.yaml");
+    let path = scratch_dir("file-missing").join("pods.yaml");
     let mut rx = start(file_listener(&path));
     let err = next_error(&mut rx).await;
     assert!(err.contains(&path.display().to_string()), "{err}");

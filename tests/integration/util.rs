@@ -4,7 +4,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use adrt::exec::{CheckEngine, EngineSettings, HostServices};
@@ -16,18 +15,11 @@ pub fn adrt() -> Command {
     Command::new(env!("CARGO_BIN_EXE_adrt"))
 }
 
-/// A fresh cache dir for one test, so tests neither share nor pollute the user's cache.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!("adrt-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+pub use adrt::testing::scratch_dir;
 
 /// `adrt check <args>` with a private cache; returns the output.
 pub fn adrt_check(args: &[&str]) -> Output {
-    let cache = temp_dir("cache");
+    let cache = scratch_dir("cache");
     let out = adrt().arg("check").args(args).arg("--cache-dir").arg(&cache).output().expect("running adrt");
     let _ = std::fs::remove_dir_all(cache);
     out
@@ -87,7 +79,7 @@ pub struct Etcd {
 
 impl Etcd {
     pub fn start() -> Etcd {
-        let dir = temp_dir("etcd");
+        let dir = scratch_dir("etcd");
         let port = closed_port();
         let peer = closed_port();
         let url = format!("http://127.0.0.1:{port}");

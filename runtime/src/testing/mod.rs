@@ -2,3 +2,16 @@
 //! integration tests and by `adrt bench`, which measures discovery against them.
 
 pub mod fake_kube;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh, empty directory under the system's temp dir, unique to this process and call.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let unique = format!("adrt-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let dir = std::env::temp_dir().join(unique);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}

@@ -101,20 +101,13 @@ fn io_error(path: &str, error: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::testing::scratch_dir;
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("adrt-files-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
-        let fifo = scratch("fifo").join("pipe");
+        let fifo = scratch_dir("fifo").join("pipe");
         let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
@@ -131,7 +124,7 @@ mod tests {
 
     #[test]
     fn files_larger_than_one_read_are_read_whole() {
-        let path = scratch("large").join("data");
+        let path = scratch_dir("large").join("data");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         assert_eq!(read_file(path.to_str().unwrap()).unwrap(), data);
