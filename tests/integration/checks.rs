@@ -35,6 +35,15 @@ fn value(run: &Value, name: &str, tags: &[String]) -> f64 {
     series(run, name, tags)["value"].as_f64().unwrap()
 }
 
+/// Each `(name, type)` is reported, and every series of it has that type.
+fn assert_reported_as(run: &Value, expected: &[(&str, &str)]) {
+    for &(name, kind) in expected {
+        let found = metrics(run, name);
+        assert!(!found.is_empty(), "{name} missing");
+        assert!(found.iter().all(|m| m["type"] == kind), "{name} is not a {kind}: {found:#?}");
+    }
+}
+
 fn sum(run: &Value, name: &str) -> f64 {
     metrics(run, name).iter().map(|m| m["value"].as_f64().unwrap()).sum()
 }
@@ -161,28 +170,27 @@ fn kubernetes_reports_the_values_of_the_kubelet_fixtures() {
     assert_eq!(value(run, "kubernetes.cpu.usage.total", &tags), agent["containers"][0]["cpu"]["usageNanoCores"].as_f64().unwrap());
     assert_eq!(value(run, "kubernetes.memory.usage", &tags), agent["containers"][0]["memory"]["usageBytes"].as_f64().unwrap());
 
-    for (name, kind) in [
-        ("kubernetes.containers.restarts", "gauge"),
-        ("kubernetes.cpu.requests", "gauge"),
-        ("kubernetes.cpu.limits", "gauge"),
-        ("kubernetes.memory.requests", "gauge"),
-        ("kubernetes.memory.limits", "gauge"),
-        ("kubernetes.cpu.usage.total", "gauge"),
-        ("kubernetes.memory.usage", "gauge"),
-        ("kubernetes.memory.working_set", "gauge"),
-        ("kubernetes.memory.rss", "gauge"),
-        ("kubernetes.filesystem.usage", "gauge"),
-        ("kubernetes.filesystem.usage_pct", "gauge"),
-        ("kubernetes.ephemeral_storage.usage", "gauge"),
-        ("kubernetes.network.rx_bytes", "rate"),
-        ("kubernetes.network.tx_bytes", "rate"),
-        ("kubernetes.network.rx_errors", "rate"),
-        ("kubernetes.network.tx_errors", "rate"),
-    ] {
-        let found = metrics(run, name);
-        assert!(!found.is_empty(), "{name} missing");
-        assert!(found.iter().all(|m| m["type"] == kind), "{name} is not a {kind}: {found:#?}");
-    }
+    assert_reported_as(
+        run,
+        &[
+            ("kubernetes.containers.restarts", "gauge"),
+            ("kubernetes.cpu.requests", "gauge"),
+            ("kubernetes.cpu.limits", "gauge"),
+            ("kubernetes.memory.requests", "gauge"),
+            ("kubernetes.memory.limits", "gauge"),
+            ("kubernetes.cpu.usage.total", "gauge"),
+            ("kubernetes.memory.usage", "gauge"),
+            ("kubernetes.memory.working_set", "gauge"),
+            ("kubernetes.memory.rss", "gauge"),
+            ("kubernetes.filesystem.usage", "gauge"),
+            ("kubernetes.filesystem.usage_pct", "gauge"),
+            ("kubernetes.ephemeral_storage.usage", "gauge"),
+            ("kubernetes.network.rx_bytes", "rate"),
+            ("kubernetes.network.tx_bytes", "rate"),
+            ("kubernetes.network.rx_errors", "rate"),
+            ("kubernetes.network.tx_errors", "rate"),
+        ],
+    );
     // Same responses twice: the counters did not move.
     assert!(metrics(run, "kubernetes.network.rx_bytes").iter().all(|m| m["value"] == 0.0));
     // No container of the fixture is waiting or terminated.
@@ -273,34 +281,33 @@ fn network_on_this_machine_reports_datadogs_names_and_types() {
     assert!(runs[0]["metrics"].as_array().unwrap().iter().all(|m| m["type"] == "gauge"), "the first run has no rates yet");
 
     let run = &runs[1];
-    for (name, kind) in [
-        ("system.net.bytes_rcvd", "rate"),
-        ("system.net.bytes_sent", "rate"),
-        ("system.net.packets_in.count", "rate"),
-        ("system.net.packets_in.drop", "rate"),
-        ("system.net.packets_in.error", "rate"),
-        ("system.net.packets_out.count", "rate"),
-        ("system.net.packets_out.drop", "rate"),
-        ("system.net.packets_out.error", "rate"),
-        ("system.net.ip.in_receives", "rate"),
-        ("system.net.ip.out_requests", "rate"),
-        ("system.net.tcp.in_segs", "rate"),
-        ("system.net.tcp.out_segs", "rate"),
-        ("system.net.tcp.retrans_segs", "rate"),
-        ("system.net.tcp.active_opens", "rate"),
-        ("system.net.tcp.listen_drops", "rate"),
-        ("system.net.udp.in_datagrams", "rate"),
-        ("system.net.udp.out_datagrams", "rate"),
-        ("system.net.tcp.current_established", "gauge"),
-        ("system.net.iface.mtu", "gauge"),
-        ("system.net.iface.tx_queue_len", "gauge"),
-        ("system.net.iface.num_rx_queues", "gauge"),
-        ("system.net.iface.num_tx_queues", "gauge"),
-    ] {
-        let found = metrics(run, name);
-        assert!(!found.is_empty(), "{name} missing");
-        assert!(found.iter().all(|m| m["type"] == kind), "{name} is not a {kind}: {found:#?}");
-    }
+    assert_reported_as(
+        run,
+        &[
+            ("system.net.bytes_rcvd", "rate"),
+            ("system.net.bytes_sent", "rate"),
+            ("system.net.packets_in.count", "rate"),
+            ("system.net.packets_in.drop", "rate"),
+            ("system.net.packets_in.error", "rate"),
+            ("system.net.packets_out.count", "rate"),
+            ("system.net.packets_out.drop", "rate"),
+            ("system.net.packets_out.error", "rate"),
+            ("system.net.ip.in_receives", "rate"),
+            ("system.net.ip.out_requests", "rate"),
+            ("system.net.tcp.in_segs", "rate"),
+            ("system.net.tcp.out_segs", "rate"),
+            ("system.net.tcp.retrans_segs", "rate"),
+            ("system.net.tcp.active_opens", "rate"),
+            ("system.net.tcp.listen_drops", "rate"),
+            ("system.net.udp.in_datagrams", "rate"),
+            ("system.net.udp.out_datagrams", "rate"),
+            ("system.net.tcp.current_established", "gauge"),
+            ("system.net.iface.mtu", "gauge"),
+            ("system.net.iface.tx_queue_len", "gauge"),
+            ("system.net.iface.num_rx_queues", "gauge"),
+            ("system.net.iface.num_tx_queues", "gauge"),
+        ],
+    );
     // The interfaces with traffic, no more (an interface may get its first byte meanwhile).
     let reported: BTreeSet<String> = metrics(run, "system.net.bytes_rcvd")
         .iter()
