@@ -11,6 +11,11 @@
 //! 2. Debian's `rustc-web` + `cargo-web` + `rust-web-src` + `lld-19`, building std from source
 //!    (`-Zbuild-std`);
 //! 3. otherwise the build fails and says what to install.
+//!
+//! `ADRT_SKIP_GUEST_BUILD=1` skips the checks: the host still compiles (with the same
+//! `ADRT_BUILD_*` directories, which nothing fills) for builds that run no check — the fuzz
+//! targets of `fuzz/` (`scripts/fuzz`), whose instrumented build would otherwise build every
+//! check again in its own target dir.
 
 use std::env;
 use std::fs;
@@ -30,12 +35,16 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=ADRT_GUEST_TOOLCHAIN");
+    println!("cargo:rerun-if-env-changed=ADRT_SKIP_GUEST_BUILD");
 
     let target_dir = cargo_target_dir();
     let checks_out = target_dir.join("checks.d");
     let test_checks_out = target_dir.join("test-checks.d");
     println!("cargo:rustc-env=ADRT_BUILD_CHECKS_DIR={}", checks_out.display());
     println!("cargo:rustc-env=ADRT_BUILD_TEST_CHECKS_DIR={}", test_checks_out.display());
+    if env::var_os("ADRT_SKIP_GUEST_BUILD").is_some_and(|v| v == "1") {
+        return;
+    }
 
     let checks = guest_crates(&root.join("checks"), &["sdk"]);
     let test_components = guest_crates(&root.join("tests/components"), &[]);

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::resolve::{Problem, Severity};
+use crate::text;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileConfig {
@@ -102,8 +103,9 @@ fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
+/// Messages quote keys and values of the file (or a store template): bounded.
 fn file_problem(path: &Path, severity: Severity, message: String) -> Problem {
-    Problem { entity: format!("file {}", path.display()), severity, message }
+    Problem { entity: format!("file {}", path.display()), severity, message: text::bounded(message) }
 }
 
 fn load_file(check: &str, path: &Path, configs: &mut Vec<FileConfig>, problems: &mut Vec<Problem>) {

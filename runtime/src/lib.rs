@@ -10,6 +10,10 @@
 //! - [`instance_id`]: stable IDs of check instances.
 //! - [`aggregate`]: turns what a run submitted into series (rates, deltas, histograms, tags).
 //! - [`cli`]: the `adrt` commands (`check`, `bench`).
+//! - [`regular_file`]: reading files whose path someone else chose: non-blocking, regular only,
+//!   bounded.
+//! - [`watchdog`]: liveness from progress: the loops the agent needs beat; `/live` watches them.
+//! - [`text`]: outside text made safe to show: escaped (`printable`) and bounded (`excerpt`).
 
 pub mod agent;
 pub mod aggregate;
@@ -28,3 +32,6 @@ pub mod settings;
 pub mod status;
 pub mod store;
 pub mod testing;
+pub mod regular_file;
+pub mod watchdog;
+pub mod text;

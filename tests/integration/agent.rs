@@ -21,7 +21,7 @@ const SEED_ANNOTATIONS: [(&str, &str); 3] = [
 ];
 
 /// A replica of the seed's Deployment whose pod IP and port are a real nginx's.
-fn seed_pod(name: &str, nginx: &LocalNginx, ready: bool) -> Value {
+pub(crate) fn seed_pod(name: &str, nginx: &LocalNginx, ready: bool) -> Value {
     let mut pod = pod_json(name, "sada4j", &unique("uid"), "node-1", &nginx.addr.ip().to_string(), &SEED_ANNOTATIONS, ready);
     pod["metadata"]["ownerReferences"][0]["name"] = json!("sada4j-nginx-5d9c7b8f6d");
     let container = &mut pod["spec"]["containers"][0];
@@ -35,7 +35,7 @@ fn seed_pod(name: &str, nginx: &LocalNginx, ready: bool) -> Value {
 }
 
 /// `adrt run` as a child process with its own ports, cache and log file; SIGTERM on drop.
-struct RunningAgent {
+pub(crate) struct RunningAgent {
     child: std::process::Child,
     status_addr: SocketAddr,
     health_addr: SocketAddr,
@@ -45,11 +45,11 @@ struct RunningAgent {
 impl RunningAgent {
     /// Starts `adrt run <args>` with a 1 s check interval, the built checks.d and an empty conf.d
     /// unless `args` give them.
-    fn start(args: &[&str]) -> RunningAgent {
+    pub(crate) fn start(args: &[&str]) -> RunningAgent {
         Self::start_with_env(args, &[])
     }
 
-    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RunningAgent {
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RunningAgent {
         let dir = scratch_dir("agent");
         let status_addr = free_addr();
         let health_addr = free_addr();
@@ -78,11 +78,15 @@ impl RunningAgent {
         RunningAgent { child, status_addr, health_addr, dir }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
 
-    async fn cli(&self, command: &str, json: bool) -> std::process::Output {
+    pub(crate) async fn cli(&self, command: &str, json: bool) -> std::process::Output {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_adrt"));
         cmd.arg(command).arg("--status-addr").arg(self.status_addr.to_string());
         if json {
@@ -92,25 +96,25 @@ impl RunningAgent {
     }
 
     /// `adrt info --json`, or None while the status API is not up yet.
-    async fn info(&self) -> Option<Value> {
+    pub(crate) async fn info(&self) -> Option<Value> {
         let out = self.cli("info", true).await;
         out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("adrt info --json prints JSON"))
     }
 
-    async fn info_text(&self) -> String {
+    pub(crate) async fn info_text(&self) -> String {
         let out = self.cli("info", false).await;
         assert!(out.status.success(), "adrt info failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
-    async fn configcheck(&self) -> Value {
+    pub(crate) async fn configcheck(&self) -> Value {
         let out = self.cli("configcheck", true).await;
         assert!(out.status.success(), "adrt configcheck failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Polls `adrt info --json` until `done` holds; fails with the last status and the agent's log.
-    async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(40);
         let mut last = None;
         while Instant::now() < deadline {
@@ -125,13 +129,13 @@ impl RunningAgent {
         panic!("timed out waiting for {what}\nlast status: {last:#?}\nagent log:\n{}", self.log());
     }
 
-    async fn probe(&self, path: &str) -> u16 {
+    pub(crate) async fn probe(&self, path: &str) -> u16 {
         let url = format!("http://{}{path}", self.health_addr);
         reqwest::get(&url).await.map(|r| r.status().as_u16()).unwrap_or(0)
     }
 
     /// SIGTERM, then the exit status (within 10 s).
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -152,16 +156,16 @@ impl Drop for RunningAgent {
     }
 }
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-fn nginx_on(ip: &str) -> LocalNginx {
+pub(crate) fn nginx_on(ip: &str) -> LocalNginx {
     LocalNginx::start_on(ip).expect("nginx (apt-get install nginx-light)")
 }
 
 /// The nginx check's instances in an `adrt info --json` document.
-fn nginx_instances(info: &Value) -> Vec<Value> {
+pub(crate) fn nginx_instances(info: &Value) -> Vec<Value> {
     info["checks"]
         .as_array()
         .unwrap()
@@ -172,13 +176,13 @@ fn nginx_instances(info: &Value) -> Vec<Value> {
 }
 
 /// `n` nginx instances, each OK with all 7 metrics (rates have two samples) and 1 service check.
-fn all_ok_with_seven_metrics(info: &Value, n: usize) -> bool {
+pub(crate) fn all_ok_with_seven_metrics(info: &Value, n: usize) -> bool {
     let instances = nginx_instances(info);
     instances.len() == n
         && instances.iter().all(|i| i["status"] == "OK" && i["metrics"] == 7 && i["service_checks"] == 1 && i["events"] == 0)
 }
 
-fn pods_of(info: &Value) -> Vec<String> {
+pub(crate) fn pods_of(info: &Value) -> Vec<String> {
     let mut pods: Vec<String> = nginx_instances(info).iter().map(|i| i["source"]["pod"].as_str().unwrap().to_string()).collect();
     pods.sort();
     pods
@@ -441,7 +445,7 @@ async fn in_a_cluster_the_kubelet_is_used_unless_it_does_not_answer() {
 fn the_repositorys_examples_resolve_to_the_nginx_check() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
     let known = |name: &str| ["nginx", "network", "kubernetes"].contains(&name);
-    let ctx = adrt::resolve::DiscoveryContext { node_name: "local", env_allowlist: &[], known_checks: &known, file_templates: &[] };
+    let ctx = adrt::resolve::DiscoveryContext { node_name: "local", env_allowlist: &[], known_checks: &known, file_templates: &[], limits: Default::default() };
 
     // The local pods file of `scripts/run`: two replicas on 127.0.0.2 and .3.
     let path = deploy.join("local/pods.yaml");

@@ -20,3 +20,10 @@ mod discover;
 mod agent;
 /// The network and kubernetes checks through adrt check.
 mod checks;
+/// Pod text crafted to forge lines of `adrt info` / `adrt configcheck` (newlines, ANSI escapes) or
+/// to flood them (a 5 MB annotation value): escaped, bounded, and the real pod still checked.
+mod hostile_output;
+/// Hostile pods: absurd intervals, instance floods, credential theft, huge responses, bad pods files.
+mod hostile;
+/// Instance slots and the scheduler's containment of panics, with the real engine.
+mod slots;

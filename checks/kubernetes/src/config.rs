@@ -15,11 +15,13 @@ pub struct Instance {
     /// agent's kubelet setting.
     #[serde(default, alias = "tls_verify")]
     pub kubelet_tls_verify: Option<bool>,
-    /// A PEM CA bundle for the kubelet's certificate. Default: the agent's kubelet CA.
+    /// A PEM CA bundle for the kubelet's certificate. Default: the agent's kubelet CA, for the
+    /// agent's kubelet URL only. Another file must be on the agent's `--credential-files`.
     #[serde(default, alias = "tls_ca_cert")]
     pub kubelet_client_ca: Option<String>,
     /// The bearer token file sent to an `https://` kubelet. Default: the agent's kubelet token
-    /// (the service-account token).
+    /// (the service-account token), for the agent's kubelet URL only: the agent sends it nowhere
+    /// else. Another file must be on the agent's `--credential-files`.
     #[serde(default, alias = "kubelet_auth_token_path")]
     pub bearer_token_path: Option<String>,
     /// Seconds to wait for each kubelet response.

@@ -60,11 +60,14 @@ impl Kubelet {
             Some(scheme) if scheme == "http" => false,
             _ => return Err(CheckError::Config(format!("kubelet URL {base:?} is not an http:// or https:// URL"))),
         };
-        let token = instance.bearer_token_path.clone().or_else(|| kubelet.token_file.clone());
+        // The agent's own token and CA are for the agent's kubelet: another URL (from a pod's
+        // annotation, say) gets only what its instance names, which the host checks again.
+        let agent_kubelet = base == kubelet.url.trim_end_matches('/');
+        let token = instance.bearer_token_path.clone().or_else(|| kubelet.token_file.clone().filter(|_| agent_kubelet));
         let options = HttpOptions {
             timeout: Some(Duration::from_secs_f64(instance.timeout)),
             tls_verify: instance.kubelet_tls_verify.unwrap_or(kubelet.tls_verify),
-            ca_file: instance.kubelet_client_ca.clone().or_else(|| kubelet.ca_file.clone()),
+            ca_file: instance.kubelet_client_ca.clone().or_else(|| kubelet.ca_file.clone().filter(|_| agent_kubelet)),
             // The service-account token never travels in clear text.
             auth: token.filter(|_| https).map(Auth::BearerFile),
             headers: Vec::new(),

@@ -27,14 +27,14 @@ impl TcpSocket<'_> {
         let (Some(state), Some(queues)) = (fields.next(), fields.next()) else {
             return Err("fewer than 5 fields".into());
         };
-        let state = u8::from_str_radix(state, 16).map_err(|_| format!("bad state {state:?}"))?;
+        let state = u8::from_str_radix(state, 16).map_err(|_| "the state is not hexadecimal".to_string())?;
         Ok(TcpSocket { state, queues })
     }
 
     /// `(receive queue, send queue)` in bytes; for a listening socket the receive queue is the
     /// accept backlog.
     pub fn queues(&self) -> Result<(u64, u64), String> {
-        let bad = || format!("bad tx_queue:rx_queue {:?}", self.queues);
+        let bad = || "the tx_queue:rx_queue field is not two hexadecimal numbers".to_string();
         let (tx, rx) = self.queues.split_once(':').ok_or_else(bad)?;
         let hex = |v| u64::from_str_radix(v, 16).map_err(|_| bad());
         Ok((hex(rx)?, hex(tx)?))
@@ -141,10 +141,11 @@ fn for_each_row(
 ) {
     let mut skipped = 0;
     let mut first_problem = None;
-    for line in text.lines().skip(1).filter(|l| !l.trim_ascii().is_empty()) {
+    // Line numbers, not lines: the path may lead to any host file, whose content must not leak.
+    for (index, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim_ascii().is_empty()) {
         if let Err(problem) = each(ctx, line) {
             skipped += 1;
-            first_problem.get_or_insert_with(|| format!("{problem} in {:?}", line.trim()));
+            first_problem.get_or_insert_with(|| format!("{problem} on line {}", index + 1));
         }
     }
     if let Some(problem) = first_problem {

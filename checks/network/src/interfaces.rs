@@ -40,7 +40,7 @@ pub fn parse_dev_line(line: &str) -> Result<DevCounters<'_>, String> {
         return Err(format!("expected 16 counters, found {found}"));
     }
     let number =
-        |i: usize| fields[i].parse::<u64>().map_err(|_| format!("counter {} is not a number: {:?}", i + 1, fields[i]));
+        |i: usize| fields[i].parse::<u64>().map_err(|_| format!("counter {} is not a number", i + 1));
     Ok(DevCounters {
         iface: iface.trim(),
         rx_bytes: number(0)?,
@@ -68,11 +68,12 @@ pub fn collect(
     if !lines.next().is_some_and(|l| l.starts_with("Inter-|")) || lines.next().is_none() {
         return Err(CheckError::Run(format!("{path} is not a /proc/net/dev table")));
     }
-    for line in lines.filter(|l| !l.trim_ascii().is_empty()) {
+    // Line numbers, not lines: the path may lead to any host file, whose content must not leak.
+    for (index, line) in lines.enumerate().filter(|(_, l)| !l.trim_ascii().is_empty()) {
         let c = match parse_dev_line(line) {
             Ok(c) => c,
             Err(e) => {
-                ctx.warn(&format!("{path}: skipping malformed line {:?}: {e}", line.trim()));
+                ctx.warn(&format!("{path}: skipping malformed line {}: {e}", index + 3));
                 continue;
             }
         };

@@ -137,23 +137,25 @@ pub fn parse_tables(text: &str) -> (Vec<Table<'_>>, Vec<String>) {
     let mut lines = text.lines().filter(|l| !l.trim_ascii().is_empty());
     while let Some(header) = lines.next() {
         let Some((name, fields)) = header.split_once(':') else {
-            problems.push(format!("line without a table name: {:?}", header.trim()));
+            problems.push("a line without a table name".to_string());
             continue;
         };
+        // The path may lead to any host file: names are quoted only when they look like procfs's.
+        let name_shown = if name.len() <= 16 && name.bytes().all(|b| b.is_ascii_alphanumeric()) { name } else { "(not a table name)" };
         let Some(values_line) = lines.next() else {
-            problems.push(format!("table {name} has no line of values"));
+            problems.push(format!("table {name_shown} has no line of values"));
             break;
         };
         let values = match values_line.split_once(':') {
             Some((values_name, values)) if values_name == name => values,
             _ => {
-                problems.push(format!("table {name}: the next line is not its values: {:?}", values_line.trim()));
+                problems.push(format!("table {name_shown}: the next line is not its values"));
                 continue;
             }
         };
         let (n_fields, n_values) = (fields.split_ascii_whitespace().count(), values.split_ascii_whitespace().count());
         if n_fields != n_values {
-            problems.push(format!("table {name} has {n_fields} fields but {n_values} values"));
+            problems.push(format!("table {name_shown} has {n_fields} fields but {n_values} values"));
             continue;
         }
         tables.push(Table { name, fields, values });
@@ -172,7 +174,7 @@ pub fn collect(ctx: &mut Context<'_>, settings: &Settings, path: &str, text: &st
         for (field, value) in table.counters() {
             let Some((metric, kind)) = metric_for(table.name, field) else { continue };
             let Some(value) = number(value) else {
-                ctx.warn(&format!("{path}: {}:{field} is not a number: {value:?}", table.name));
+                ctx.warn(&format!("{path}: {}:{field} is not a number", table.name));
                 continue;
             };
             match kind {

@@ -9,9 +9,11 @@ pub mod listener;
 pub mod plan;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::confd::{self, FileConfig};
@@ -23,6 +25,8 @@ use crate::resolve::{DiscoveryContext, Problem, Severity, UnresolvedConfig};
 use crate::schedule::{Desired, Scheduler, Sink};
 use crate::status::{self, ConfigCheck, EntityErrors, ListenerStatus, Status};
 use crate::store::EtcdStore;
+use crate::text::{bounded, printable};
+use crate::watchdog::{BEAT_EVERY, Heartbeat, Watchdog, panic_message};
 
 pub struct Agent {
     config: Config,
@@ -34,6 +38,9 @@ pub struct Agent {
     discovery: Mutex<Discovery>,
     /// The first snapshot (or the decision to run without pods) has been applied.
     ready: AtomicBool,
+    /// Beats while the discovery loop turns; with the scheduler's, what `/live` watches.
+    discovery_beat: Arc<Heartbeat>,
+    watchdog: Watchdog,
 }
 
 /// What the last snapshot gave, for the status API.
@@ -41,6 +48,8 @@ pub struct Agent {
 struct Discovery {
     listener: ListenerStatus,
     pods: Vec<Pod>,
+    /// What was wrong with the pods themselves (oversized annotations), found on arrival.
+    pod_problems: Vec<Problem>,
     store: StoreState,
     desired: Vec<Desired>,
     unresolved: Vec<UnresolvedConfig>,
@@ -62,9 +71,11 @@ impl Agent {
             None => Default::default(),
         };
         for problem in &file_problems {
-            tracing::warn!(entity = %problem.entity, "{}", problem.message);
+            tracing::warn!(entity = %printable(&problem.entity), "{}", printable(&problem.message));
         }
         let scheduler = Scheduler::new(registry.clone(), config.check_interval, config.workers, sink);
+        let discovery_beat = Heartbeat::new("discovery");
+        let watchdog = Watchdog::new(config.watchdog, vec![scheduler.heartbeat(), discovery_beat.clone()]);
         Arc::new(Agent {
             config,
             registry,
@@ -73,7 +84,14 @@ impl Agent {
             file_problems,
             discovery: Mutex::default(),
             ready: AtomicBool::new(false),
+            discovery_beat,
+            watchdog,
         })
+    }
+
+    /// What `/live` asks.
+    pub fn watchdog(&self) -> &Watchdog {
+        &self.watchdog
     }
 
     /// Runs the listener and the config store (if any) and the scheduler until `shutdown` completes.
@@ -85,11 +103,14 @@ impl Agent {
     ) {
         let (tx, mut pods) = mpsc::channel(16);
         let name = listener.as_ref().map_or("none", Listener::name);
-        self.discovery.lock().unwrap().listener.name = name.to_string();
+        self.discovery.lock().listener.name = name.to_string();
+        // Whether pods should keep coming: a listener that ends (it never returns but by
+        // panicking) leaves discovery dead, and its heartbeat stops so that `/live` fails.
+        let mut listening = listener.is_some();
         match listener {
             Some(listener) => {
                 tracing::info!(listener = name, "discovering pods");
-                tokio::spawn(listener.run(tx));
+                tokio::spawn(supervised(listener, tx));
             }
             None => {
                 drop(tx);
@@ -103,10 +124,21 @@ impl Agent {
         }
         let scheduler = tokio::spawn(self.scheduler.clone().run(std::future::pending()));
         tokio::pin!(shutdown);
+        let mut beat = tokio::time::interval(BEAT_EVERY);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(event) = pods.recv() => self.apply(event),
-                Some(state) = store_rx.recv() => self.apply_store(state),
+                event = pods.recv(), if listening => match event {
+                    Some(event) => self.guarded("applying a pod snapshot", || self.apply(event)),
+                    None => {
+                        listening = false;
+                        let message = format!("the {name} listener stopped; /live fails so that the agent is restarted");
+                        tracing::error!("{message}");
+                        self.discovery.lock().listener.last_error = Some(message);
+                    }
+                },
+                Some(state) = store_rx.recv() => self.guarded("applying the config store's templates", || self.apply_store(state)),
+                _ = beat.tick(), if listening || name == "none" => self.discovery_beat.beat(),
                 _ = &mut shutdown => break,
             }
         }
@@ -116,31 +148,46 @@ impl Agent {
         tracing::info!("stopped");
     }
 
+    /// Runs `step` of the discovery loop; a panic in it is reported (log and `adrt info`) and
+    /// the last plan stays in force, rather than ending the loop.
+    fn guarded(&self, what: &str, step: impl FnOnce()) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(step)) {
+            let message = format!("internal error {what}: {}; the last plan stays in force", panic_message(&*panic));
+            tracing::error!("{message}");
+            self.discovery.lock().listener.last_error = Some(message);
+        }
+    }
+
     /// Applies one listener event: a snapshot replaces the plan; an error is shown and the last
     /// snapshot stays in force.
     fn apply(&self, event: PodEvent) {
         match event {
-            PodEvent::Snapshot(pods) => {
-                let mut discovery = self.discovery.lock().unwrap();
+            PodEvent::Snapshot(mut pods) => {
+                let pod_problems = plan::drop_oversized_annotations(&mut pods);
+                let mut discovery = self.discovery.lock();
                 discovery.listener.last_error = None;
                 discovery.listener.pods = pods.len();
                 discovery.pods = pods;
+                discovery.pod_problems = pod_problems;
                 self.replan(&mut discovery);
                 self.ready.store(true, Ordering::Release);
             }
             PodEvent::Error(error) => {
-                let mut discovery = self.discovery.lock().unwrap();
-                tracing::warn!(listener = %discovery.listener.name, "{error}");
+                // Parse errors may quote what a pod or the pods file holds.
+                let error = bounded(error);
+                let mut discovery = self.discovery.lock();
+                tracing::warn!(listener = %discovery.listener.name, "{}", printable(&error));
                 discovery.listener.last_error = Some(error);
             }
         }
     }
 
     fn apply_store(&self, state: StoreState) {
-        let mut discovery = self.discovery.lock().unwrap();
-        if let Some(error) = &state.error {
-            tracing::warn!("{error}");
-            discovery.store.error = state.error;
+        let mut discovery = self.discovery.lock();
+        if let Some(error) = state.error {
+            let error = bounded(error);
+            tracing::warn!("{}", printable(&error));
+            discovery.store.error = Some(error);
             return;
         }
         discovery.store = state;
@@ -158,13 +205,19 @@ impl Agent {
             env_allowlist: &self.config.env_allowlist,
             known_checks: &known,
             file_templates: &templates,
+            limits: crate::resolve::Limits {
+                min_interval: self.config.min_interval,
+                max_instances_per_pod: self.config.max_instances_per_pod,
+                max_instances_per_namespace: self.config.max_instances_per_namespace,
+            },
         };
-        let plan = plan::plan(&discovery.pods, &self.files, &ctx);
+        let mut plan = plan::plan(&discovery.pods, &self.files, &ctx);
+        plan.problems.splice(0..0, discovery.pod_problems.iter().cloned());
         // Logged once when they appear; the status API shows them for as long as they last.
         for problem in plan.problems.iter().filter(|p| !discovery.problems.contains(p)) {
             match problem.severity {
-                Severity::Error => tracing::warn!(entity = %problem.entity, "{}", problem.message),
-                Severity::Warning => tracing::info!(entity = %problem.entity, "{}", problem.message),
+                Severity::Error => tracing::warn!(entity = %printable(&problem.entity), "{}", printable(&problem.message)),
+                Severity::Warning => tracing::info!(entity = %printable(&problem.entity), "{}", printable(&problem.message)),
             }
         }
         self.scheduler.reconcile(plan.desired.clone());
@@ -180,7 +233,7 @@ impl Agent {
 
     /// `GET /status`.
     pub fn status(&self) -> Status {
-        let discovery = self.discovery.lock().unwrap();
+        let discovery = self.discovery.lock();
         let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if let Some(error) = &discovery.listener.last_error {
             errors.entry(format!("listener {}", discovery.listener.name)).or_default().push(error.clone());
@@ -206,7 +259,7 @@ impl Agent {
 
     /// `GET /configcheck`.
     pub fn configcheck(&self) -> ConfigCheck {
-        let discovery = self.discovery.lock().unwrap();
+        let discovery = self.discovery.lock();
         let source = |s: &crate::resolve::Source| status::Source {
             namespace: s.namespace.clone(),
             pod: s.pod.clone(),
@@ -239,6 +292,18 @@ impl Agent {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Runs the listener; a panic in it is reported as the listener's error before its sender
+/// goes, which ends discovery (see `Agent::run`).
+async fn supervised(listener: Listener, tx: mpsc::Sender<PodEvent>) {
+    use futures::FutureExt as _;
+    let name = listener.name();
+    if let Err(panic) = AssertUnwindSafe(listener.run(tx.clone())).catch_unwind().await {
+        let message = format!("internal error: the {name} listener panicked: {}", panic_message(&*panic));
+        tracing::error!("{message}");
+        let _ = tx.send(PodEvent::Error(message)).await;
     }
 }
 

@@ -2,9 +2,11 @@
 //! the agent, recomputed in full on every snapshot (a few hundred pods take well under a
 //! millisecond), so there is no incremental state to get wrong.
 
+use std::collections::HashMap;
+
 use crate::confd::FileConfig;
 use crate::pod::Pod;
-use crate::resolve::{self, DiscoveryContext, Problem, UnresolvedConfig};
+use crate::resolve::{self, DiscoveryContext, Problem, Severity, UnresolvedConfig};
 use crate::schedule::Desired;
 
 #[derive(Debug, Default)]
@@ -14,6 +16,36 @@ pub struct Plan {
     pub problems: Vec<Problem>,
 }
 
+/// Kubernetes refuses a pod whose annotations pass 256 KiB together; a pods file has no such
+/// bound. A value longer than that is removed (with an error naming its key and size) before
+/// anything parses it, so one pod cannot make every replan slow.
+pub const MAX_ANNOTATION_BYTES: usize = 256 << 10;
+
+/// Removes annotation values over [`MAX_ANNOTATION_BYTES`]; one problem per value removed.
+pub fn drop_oversized_annotations(pods: &mut [Pod]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for pod in pods {
+        let key = pod.key();
+        pod.metadata.annotations.retain(|name, value| {
+            if value.len() <= MAX_ANNOTATION_BYTES {
+                return true;
+            }
+            problems.push(Problem {
+                entity: format!("pod {key}"),
+                severity: Severity::Error,
+                message: format!(
+                    "annotation `{}` is {} bytes, over the {MAX_ANNOTATION_BYTES} bytes Kubernetes allows for all \
+                     annotations of a pod: ignored",
+                    crate::text::excerpt(name, 253),
+                    value.len()
+                ),
+            });
+            false
+        });
+    }
+    problems
+}
+
 /// Pods being deleted or finished are not checked: their containers are gone or going.
 pub fn is_live(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && !matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed"))
@@ -21,6 +53,8 @@ pub fn is_live(pod: &Pod) -> bool {
 
 /// Resolves every live pod and the static conf.d configs. IDs are unique by construction (the
 /// pod UID and container are part of them; resolve drops an instance repeated in one container).
+/// A pod whose instances would take its namespace over `max_instances_per_namespace` has none
+/// scheduled (pods come sorted, so which one is stable) and an error says why.
 pub fn plan(pods: &[Pod], files: &[FileConfig], ctx: &DiscoveryContext) -> Plan {
     let mut out = Plan::default();
     let mut take = |configs: resolve::PodConfigs, ready: bool| {
@@ -32,8 +66,35 @@ pub fn plan(pods: &[Pod], files: &[FileConfig], ctx: &DiscoveryContext) -> Plan 
         }
     };
     take(resolve::static_configs(files, ctx), true);
+    let limit = ctx.limits.max_instances_per_namespace;
+    let mut per_namespace: HashMap<&str, usize> = HashMap::new();
     for pod in pods.iter().filter(|p| is_live(p)) {
-        take(resolve::discover_pod(pod, ctx), pod.is_ready());
+        let mut configs = resolve::discover_pod(pod, ctx);
+        let scheduled = per_namespace.entry(&pod.metadata.namespace).or_default();
+        let wanted = configs.resolved.len();
+        if *scheduled + wanted > limit {
+            let reason = format!(
+                "namespace {} has {} check instances scheduled already; this pod's {wanted} would exceed the agent's \
+                 limit of {limit} per namespace (max_instances_per_namespace)",
+                pod.metadata.namespace, *scheduled
+            );
+            configs.problems.push(Problem {
+                entity: format!("pod {}", pod.key()),
+                severity: Severity::Error,
+                message: format!("{reason}: none of them is scheduled"),
+            });
+            for config in configs.resolved.drain(..) {
+                configs.unresolved.push(UnresolvedConfig {
+                    check: config.check,
+                    provider: config.provider,
+                    source: config.source,
+                    instance: config.instance,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        *scheduled += configs.resolved.len();
+        take(configs, pod.is_ready());
     }
     out
 }
@@ -68,9 +129,56 @@ mod tests {
     }
 
     fn run(pods: &[Pod]) -> Plan {
+        run_with(pods, Default::default())
+    }
+
+    fn run_with(pods: &[Pod], limits: resolve::Limits) -> Plan {
         let known = |name: &str| name == "nginx";
-        let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &[], known_checks: &known, file_templates: &[] };
+        let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &[], known_checks: &known, file_templates: &[], limits };
         plan(pods, &[], &ctx)
+    }
+
+    /// A pod in `namespace` with `instances` nginx instances in one annotation.
+    fn pod_with_instances(name: &str, namespace: &str, instances: usize) -> Pod {
+        let list: Vec<serde_json::Value> =
+            (0..instances).map(|i| serde_json::json!({"nginx_status_url": format!("http://%%host%%/s{i}")})).collect();
+        let checks = serde_json::json!({"nginx": {"instances": list}}).to_string();
+        pod(name, true, "Running", serde_json::json!({"metadata": {"namespace": namespace, "annotations": {"ad.datadoghq.com/web.checks": checks}}}))
+    }
+
+    #[test]
+    fn oversized_annotation_values_are_removed_before_parsing_and_named() {
+        let big = "x".repeat(MAX_ANNOTATION_BYTES + 1);
+        let mut pods = vec![pod("a", true, "Running", serde_json::json!({"metadata": {"annotations": {"ad.datadoghq.com/tags": big}}}))];
+        let problems = drop_oversized_annotations(&mut pods);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].entity, "pod default/a");
+        assert!(problems[0].message.starts_with("annotation `ad.datadoghq.com/tags` is 262145 bytes"), "{problems:?}");
+        assert!(!pods[0].metadata.annotations.contains_key("ad.datadoghq.com/tags"));
+        assert!(pods[0].metadata.annotations.contains_key("ad.datadoghq.com/web.checks"), "the others stay");
+    }
+
+    #[test]
+    fn a_pod_over_the_per_pod_limit_gets_an_error_and_others_run() {
+        let limits = resolve::Limits { max_instances_per_pod: 10, ..Default::default() };
+        let plan = run_with(&[pod_with_instances("greedy", "a", 11), pod_with_instances("fine", "a", 10)], limits);
+        let pods: Vec<&str> = plan.desired.iter().map(|d| d.config.source.pod.as_str()).collect();
+        assert_eq!(pods, ["fine"; 10]);
+        let problem = plan.problems.iter().find(|p| p.entity == "pod a/greedy").expect("the greedy pod is told");
+        assert!(problem.message.contains("declare 11 check instances, over the agent's limit of 10 per pod"), "{problem:?}");
+    }
+
+    #[test]
+    fn a_namespace_over_its_limit_schedules_no_more_pods_and_other_namespaces_run() {
+        let limits = resolve::Limits { max_instances_per_namespace: 5, ..Default::default() };
+        let pods = [pod_with_instances("a1", "a", 3), pod_with_instances("a2", "a", 3), pod_with_instances("b1", "b", 5)];
+        let plan = run_with(&pods, limits);
+        let mut scheduled: Vec<&str> = plan.desired.iter().map(|d| d.config.source.pod.as_str()).collect();
+        scheduled.dedup();
+        assert_eq!(scheduled, ["a1", "b1"]);
+        let problem = plan.problems.iter().find(|p| p.entity == "pod a/a2").expect("the pod over the limit is told");
+        assert!(problem.message.contains("namespace a has 3 check instances scheduled already; this pod's 3 would exceed"), "{problem:?}");
+        assert_eq!(plan.unresolved.iter().filter(|u| u.source.pod == "a2").count(), 3, "configcheck shows them with the reason");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{AD_PREFIX, Format, LEGACY_PREFIX, Reporter, Template, keys::suggest};
 use crate::resolve::Severity;
+use crate::text;
 
 const V1_KEYS: [&str; 3] = ["check_names", "init_configs", "instances"];
 const V2_FIELDS: &[&str] = &["name", "init_config", "instances", "logs", "ignore_autodiscovery_tags", "check_tag_cardinality"];
@@ -22,6 +23,11 @@ pub(super) fn templates(
     let mut p = Parser { annotations, id, container, r, out: Vec::new() };
     let names = p.parse();
     (names, p.out)
+}
+
+/// A JSON value quoted in a message, bounded: it is the pod's.
+fn fragment(value: &Value) -> String {
+    text::quote(&value.to_string()).into_owned()
 }
 
 struct Parser<'a, 'r, 'p> {
@@ -129,7 +135,7 @@ impl Parser<'_, '_, '_> {
                 None => name,
                 Some(Value::String(n)) if !n.is_empty() => n.clone(),
                 Some(other) => {
-                    self.error(format!("annotation `{key}`: `name` of check `{name}` must be a non-empty string, not {other}"));
+                    self.error(format!("annotation `{key}`: `name` of check `{name}` must be a non-empty string, not {}", fragment(other)));
                     continue;
                 }
             };
@@ -138,7 +144,7 @@ impl Parser<'_, '_, '_> {
                 Some(Value::Bool(b)) => *b,
                 Some(other) => {
                     self.error(format!(
-                        "annotation `{key}`: `ignore_autodiscovery_tags` of check `{name}` must be true or false, not {other}"
+                        "annotation `{key}`: `ignore_autodiscovery_tags` of check `{name}` must be true or false, not {}", fragment(other)
                     ));
                     false
                 }
@@ -151,7 +157,7 @@ impl Parser<'_, '_, '_> {
                     Vec::new()
                 }
                 Some(other) => {
-                    self.error(format!("annotation `{key}`: `instances` of check `{name}` must be a list, not {other}"));
+                    self.error(format!("annotation `{key}`: `instances` of check `{name}` must be a list, not {}", fragment(other)));
                     continue;
                 }
             };
@@ -168,7 +174,7 @@ impl Parser<'_, '_, '_> {
                 items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
             }
             other => {
-                self.error(format!("annotation `{names_key}` must be a JSON list of check names, not {other}"));
+                self.error(format!("annotation `{names_key}` must be a JSON list of check names, not {}", fragment(&other)));
                 return None;
             }
         };
@@ -190,7 +196,7 @@ impl Parser<'_, '_, '_> {
             match self.json(&key) {
                 Some(Value::Array(items)) => lists.push(items),
                 Some(other) => {
-                    self.error(format!("annotation `{key}` must be a JSON list with one entry per check, not {other}"));
+                    self.error(format!("annotation `{key}` must be a JSON list with one entry per check, not {}", fragment(&other)));
                     return Some(names);
                 }
                 None => return Some(names),
@@ -233,7 +239,7 @@ impl Parser<'_, '_, '_> {
             None | Some(Value::Null) => Some(Value::Object(Map::new())),
             Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(other) => {
-                self.error(format!("annotation `{key}`: init_config of check `{check}` must be a JSON object, not {other}"));
+                self.error(format!("annotation `{key}`: init_config of check `{check}` must be a JSON object, not {}", fragment(other)));
                 None
             }
         }
@@ -242,7 +248,7 @@ impl Parser<'_, '_, '_> {
     fn push(&mut self, key: &str, format: Format, check: &str, init_config: &Value, instances: Vec<Value>, ignore_tags: bool) {
         for (i, instance) in instances.into_iter().enumerate() {
             if !instance.is_object() {
-                self.error(format!("annotation `{key}`: instance {i} of check `{check}` must be a JSON object, not {instance}"));
+                self.error(format!("annotation `{key}`: instance {i} of check `{check}` must be a JSON object, not {}", fragment(&instance)));
                 continue;
             }
             self.out.push(Template {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{AD_PREFIX, LEGACY_PREFIX, Reporter};
 use crate::resolve::Severity;
+use crate::text;
 
 const POD_KEYS: &[&str] = &["exclude", "metrics_exclude", "logs_exclude", "tolerate-unready", "tags"];
 const CONTAINER_KEYS: &[&str] = &[
@@ -27,8 +28,11 @@ const BY_NAME_KEYS: &[&str] = &["exclude", "metrics_exclude", "logs_exclude", "t
 /// `containers`: (name, AD identifier) of every container of the pod.
 pub(super) fn validate(annotations: &BTreeMap<String, String>, containers: &[(String, String)], r: &mut Reporter) {
     let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
-    for key in annotations.keys() {
-        if let Some(rest) = key.strip_prefix(AD_PREFIX) {
+    for raw_key in annotations.keys() {
+        // Keys come from the pod: messages quote them bounded.
+        let shown = text::quote(raw_key);
+        let key: &str = &shown;
+        if let Some(rest) = raw_key.strip_prefix(AD_PREFIX) {
             if let Some(name) = rest.strip_suffix(".check.id") {
                 if !names.contains(&name) {
                     r.pod(Severity::Error, no_container(key, name, &names, containers));
@@ -49,7 +53,7 @@ pub(super) fn validate(annotations: &BTreeMap<String, String>, containers: &[(St
                 }
                 Some((ident, suffix)) => check_container_key(key, AD_PREFIX, ident, suffix, CONTAINER_KEYS, containers, r),
             }
-        } else if let Some(rest) = key.strip_prefix(LEGACY_PREFIX) {
+        } else if let Some(rest) = raw_key.strip_prefix(LEGACY_PREFIX) {
             match rest.rsplit_once('.') {
                 Some((ident, suffix)) => check_container_key(key, LEGACY_PREFIX, ident, suffix, LEGACY_KEYS, containers, r),
                 None => r.pod(
@@ -125,6 +129,11 @@ pub(super) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a s
     };
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
+        // Beyond 2 edits (of at most 4 bytes each) anyway, or no real name: spares the quadratic
+        // distance between huge names from a pod.
+        if word.len().abs_diff(candidate.len()) > 8 || word.len().max(candidate.len()) > 256 {
+            continue;
+        }
         let distance = if words(word) == words(candidate) { 0 } else { edit_distance(word, candidate) };
         if distance <= 2 && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::pod::Pod;
 use crate::resolve::{Problem, Severity};
+use crate::text;
 
 pub const AD_PREFIX: &str = "ad.datadoghq.com/";
 pub const LEGACY_PREFIX: &str = "service-discovery.datadoghq.com/";
@@ -69,7 +70,8 @@ pub struct PodAnnotations {
     pub containers: BTreeMap<String, ContainerAnnotations>,
 }
 
-/// Collects problems with the right entity for a pod or one of its containers.
+/// Collects problems with the right entity for a pod or one of its containers. Messages are
+/// bounded (`text::bounded`): annotation keys and values quoted in them come from the pod.
 pub(crate) struct Reporter<'a> {
     pod: &'a Pod,
     pub problems: Vec<Problem>,
@@ -81,10 +83,11 @@ impl<'a> Reporter<'a> {
     }
 
     pub fn pod(&mut self, severity: Severity, message: String) {
-        self.problems.push(Problem { entity: format!("pod {}", self.pod.key()), severity, message });
+        self.problems.push(Problem { entity: format!("pod {}", self.pod.key()), severity, message: text::bounded(message) });
     }
 
     pub fn container(&mut self, container: &str, severity: Severity, message: String) {
+        let message = text::bounded(message);
         self.problems.push(Problem { entity: format!("pod {} container {container}", self.pod.key()), severity, message });
     }
 }
@@ -157,7 +160,7 @@ fn flag(annotations: &BTreeMap<String, String>, key: &str, r: &mut Reporter, con
         "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
         "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
         other => {
-            let message = format!("annotation `{key}` must be \"true\" or \"false\", not {other:?}: ignored");
+            let message = format!("annotation `{key}` must be \"true\" or \"false\", not {:?}: ignored", text::quote(other));
             report(r, container, Severity::Error, message);
             false
         }
@@ -216,7 +219,8 @@ fn tags(raw: &str, key: &str, r: &mut Reporter, container: Option<&str>) -> Vec<
         }
     }
     if !bad.is_empty() {
-        let message = format!("annotation `{key}`: entries {} are not strings or lists of strings: ignored", bad.join(", "));
+        let bad = text::quote(&bad.join(", ")).into_owned();
+        let message = format!("annotation `{key}`: entries {bad} are not strings or lists of strings: ignored");
         report(r, container, Severity::Error, message);
     }
     out

@@ -27,9 +27,14 @@ pub struct EngineArgs {
     /// Linear memory per check instance, in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub memory_limit_mib: u32,
-    /// Live check instances the engine reserves room for.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub max_instances: u32,
+    /// Linear memory of all live check instances together, in MiB: the budget divided by
+    /// --memory-limit-mib is how many instances may live at once (instance slots).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub memory_budget_mib: u32,
+    /// Bytes of one HTTP response body a check may receive, in MiB; a larger one is refused
+    /// before it is read.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub response_limit_mib: u32,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -44,10 +49,16 @@ impl EngineArgs {
         settings::checks_dir(self.checks_dir.as_deref())
     }
 
+    /// How many check instances may live at once: the budget over the per-instance limit.
+    pub fn instance_slots(&self) -> u32 {
+        (self.memory_budget_mib / self.memory_limit_mib).max(1)
+    }
+
     pub fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
-            max_instances: self.max_instances,
+            max_instances: self.instance_slots(),
             memory_limit: (self.memory_limit_mib as usize) << 20,
+            response_limit: (self.response_limit_mib as usize) << 20,
             call_timeout: Duration::from_secs_f64(self.call_timeout),
             cache_dir: (!self.no_cache).then(|| settings::cache_dir(self.cache_dir.as_deref())),
         }
@@ -58,9 +69,9 @@ impl EngineArgs {
         Ok(CheckEngine::new(self.engine_settings(), Arc::new(HostServices::from_env()?))?)
     }
 
-    /// An engine whose checks see `agent`.
-    pub fn engine_with(&self, agent: AgentSettings) -> anyhow::Result<Arc<CheckEngine>> {
-        let services = HostServices::new(Arc::new(AllowAndCount::default()), agent);
+    /// An engine whose checks see `agent` and may use `credential_files` (see `Credentials`).
+    pub fn engine_with(&self, agent: AgentSettings, credential_files: &[PathBuf]) -> anyhow::Result<Arc<CheckEngine>> {
+        let services = HostServices::new(Arc::new(AllowAndCount::default()), agent, credential_files);
         Ok(CheckEngine::new(self.engine_settings(), Arc::new(services))?)
     }
 }

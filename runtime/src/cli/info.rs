@@ -1,10 +1,18 @@
 //! `adrt info`: what the running agent checks and how it went, in the Datadog agent's shape.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::status_client::{StatusArgs, fetch};
 use crate::status::{InstanceStatus, Status};
+use crate::text;
+
+/// Everything shown here came from outside: the status API relays pods, annotations, kubelet and
+/// API responses and checks' messages. Each string is escaped (`text::printable`, so it stays on
+/// its line and sends no terminal escapes) and cut (`text::excerpt`) to these lengths.
+const NAME_CHARS: usize = 256;
+const MESSAGE_CHARS: usize = 2000;
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let status: Status = fetch(args.status_addr, "/status").await?;
@@ -18,15 +26,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
-    let title = format!("Collector (v {})", status.version);
-    let rule = "=".repeat(title.len());
+    let title = format!("Collector (v {})", name(&status.version));
+    let rule = "=".repeat(title.chars().count());
     let _ = writeln!(out, "{rule}\n{title}\n{rule}\n");
-    let _ = writeln!(out, "  Hostname: {}", status.hostname);
+    let _ = writeln!(out, "  Hostname: {}", name(&status.hostname));
     let listener = &status.listener;
-    let _ = write!(out, "  Pod listener: {} ({})", listener.name, plural(listener.pods, "pod", "pods"));
+    let _ = write!(out, "  Pod listener: {} ({})", name(&listener.name), plural(listener.pods, "pod", "pods"));
     match &listener.last_error {
         Some(error) => {
-            let _ = writeln!(out, ", last error: {error}");
+            let _ = writeln!(out, ", last error: {}", message(error));
         }
         None => out.push('\n'),
     }
@@ -36,10 +44,10 @@ pub fn render(status: &Status) -> String {
     }
     for check in &status.checks {
         let heading = match &check.version {
-            Some(version) => format!("{} ({version})", check.name),
-            None => check.name.clone(),
+            Some(version) => format!("{} ({})", name(&check.name), name(version)),
+            None => name(&check.name).into_owned(),
         };
-        let _ = writeln!(out, "    {heading}\n    {}", "-".repeat(heading.len()));
+        let _ = writeln!(out, "    {heading}\n    {}", "-".repeat(heading.chars().count()));
         for (n, instance) in check.instances.iter().enumerate() {
             instance_lines(&mut out, n, instance);
         }
@@ -50,12 +58,22 @@ pub fn render(status: &Status) -> String {
         out.push_str("    None.\n");
     }
     for entity in &status.autodiscovery_errors {
-        let _ = writeln!(out, "    {}", entity.entity);
+        let _ = writeln!(out, "    {}", message(&entity.entity));
         for error in &entity.errors {
-            let _ = writeln!(out, "      - {error}");
+            let _ = writeln!(out, "      - {}", message(error));
         }
     }
     out
+}
+
+/// A name, ID or other short field from outside (a pod, the kubelet, a check): one line, bounded.
+fn name(s: &str) -> Cow<'_, str> {
+    text::shown(s, NAME_CHARS)
+}
+
+/// A message (a check's, a problem, a listener error): one line, bounded.
+fn message(s: &str) -> Cow<'_, str> {
+    text::shown(s, MESSAGE_CHARS)
 }
 
 fn section(out: &mut String, title: &str) {
@@ -65,8 +83,8 @@ fn section(out: &mut String, title: &str) {
 fn instance_lines(out: &mut String, n: usize, i: &InstanceStatus) {
     let state = match (i.status.as_str(), &i.message) {
         ("PENDING", _) => "(not run yet)".to_string(),
-        (status, Some(message)) => format!("[{status}]: {message}"),
-        (status, None) => format!("[{status}]"),
+        (status, Some(text)) => format!("[{}]: {}", name(status), message(text)),
+        (status, None) => format!("[{}]", name(status)),
     };
     let paused = if i.paused { " (paused: pod not ready)" } else { "" };
     let _ = writeln!(out, "      - instance #{n} {state}{paused}");
@@ -80,15 +98,16 @@ fn instance_lines(out: &mut String, n: usize, i: &InstanceStatus) {
         );
     }
     let source = if i.source.pod.is_empty() {
-        i.provider.clone()
+        name(&i.provider).into_owned()
     } else {
-        format!("pod {}/{}, container {}", i.source.namespace, i.source.pod, i.source.container)
+        format!("pod {}/{}, container {}", name(&i.source.namespace), name(&i.source.pod), name(&i.source.container))
     };
-    let _ = writeln!(out, "      - ID: {}, {source}", i.id);
+    let _ = writeln!(out, "      - ID: {}, {source}", name(&i.id));
     if let Some(last) = &i.last_run {
         let _ = writeln!(
             out,
-            "      - Last run: {last}, {} in all, average {:.2} ms",
+            "      - Last run: {}, {} in all, average {:.2} ms",
+            name(last),
             plural(i.total_runs as usize, "run", "runs"),
             i.avg_run_us as f64 / 1000.0
         );
@@ -148,5 +167,45 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn outside_text_is_escaped_and_bounded_so_it_forges_no_line() {
+        const FORGED: &str = "web\n    nginx (1.0.0)\n    -------------\n      - instance #0 [OK]";
+        let hostile = |benign: bool| {
+            let t = |s: &str| if benign { "x".to_string() } else { s.to_string() };
+            Status {
+                version: t("0.1.0\x1b[2J"),
+                hostname: t("node\r\n  Hostname: forged"),
+                listener: ListenerStatus { name: t("file\u{202e}"), pods: 1, last_error: Some(t("bad\n  Pod listener: forged")) },
+                checks: vec![CheckStatus {
+                    name: t("nginx\x1b]0;title\x07"),
+                    version: Some(t("1.0.0\n    -----")),
+                    instances: vec![InstanceStatus {
+                        message: Some(t(&format!("\x1b[31mdown\x1b[0m\n{}", "A".repeat(5 * 1024 * 1024)))),
+                        source: Source { namespace: t("default\u{9b}2J"), pod: t("web-1\x7f"), container: t(FORGED) },
+                        provider: t("annotation\n"),
+                        ..instance("ERROR", 1, 1)
+                    }],
+                }],
+                autodiscovery_errors: vec![EntityErrors {
+                    entity: t("pod default/web-2 container web\n    pod kube-system/coredns"),
+                    errors: vec![t("bad JSON\n      - forged\x1b[1A")],
+                }],
+            }
+        };
+        let (benign, text) = (render(&hostile(true)), render(&hostile(false)));
+        assert_eq!(text.lines().count(), benign.lines().count(), "{text}");
+        assert!(!text.contains('\x1b') && !text.contains('\u{9b}') && !text.contains('\u{202e}') && !text.contains('\r'), "{text}");
+        assert!(!text.chars().any(|c| c != '\n' && crate::text::needs_escape(c)), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("      - instance #")).count(), 1, "{text}");
+        assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("---")).count(), 1, "{text}");
+        assert!(text.contains("container web\\n    nginx (1.0.0)\\n    -------------\\n      - instance #0 [OK]\n"), "{text}");
+        assert!(text.contains("[ERROR]: \\u{1b}[31mdown\\u{1b}[0m\\nAAAA"), "{text}");
+        assert!(text.contains(&format!("… ({} bytes in all)\n", 14 + 5 * 1024 * 1024)), "{text}");
+        assert!(text.len() < 8 * 1024, "{} bytes", text.len());
+        // The rule under a heading is as long as the heading shown.
+        let heading = "nginx\\u{1b}]0;title\\u{7} (1.0.0\\n    -----)";
+        assert!(text.contains(&format!("    {heading}\n    {}\n", "-".repeat(heading.len()))), "{text}");
     }
 }

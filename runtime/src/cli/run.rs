@@ -34,7 +34,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if config.api_key.is_some() {
         tracing::info!("an API key is set, but adrt does not forward to Datadog yet: metrics stay local (see `adrt info`)");
     }
-    let engine = args.engine.engine_with(config.agent_settings())?;
+    let slots = args.engine.instance_slots() as usize;
+    if slots < config.workers {
+        anyhow::bail!(
+            "--memory-budget-mib {} / --memory-limit-mib {} gives {slots} instance slots, fewer than --workers {}: \
+             raise the budget or lower the workers",
+            args.engine.memory_budget_mib,
+            args.engine.memory_limit_mib,
+            config.workers
+        );
+    }
+    let engine = args.engine.engine_with(config.agent_settings(), &config.credential_files)?;
     let registry = Arc::new(CheckRegistry::new(engine, args.engine.checks_dir()));
     tracing::info!(checks_dir = %registry.dir().display(), conf_dir = ?config.conf_dir, "starting adrt {}", env!("CARGO_PKG_VERSION"));
 
@@ -72,7 +82,10 @@ fn status_routes(agent: Arc<Agent>) -> Routes {
 
 fn health_routes(agent: Arc<Agent>) -> Routes {
     Arc::new(move |path| match path {
-        "/live" => Some(Reply::text(StatusCode::OK, "ok\n")),
+        "/live" => Some(match agent.watchdog().check() {
+            Ok(()) => Reply::text(StatusCode::OK, "ok\n"),
+            Err(stalled) => Reply::text(StatusCode::SERVICE_UNAVAILABLE, format!("{stalled}\n")),
+        }),
         "/ready" if agent.is_ready() => Some(Reply::text(StatusCode::OK, "ok\n")),
         "/ready" => Some(Reply::text(StatusCode::SERVICE_UNAVAILABLE, "waiting for the first pod snapshot\n")),
         _ => None,

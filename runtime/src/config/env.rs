@@ -35,15 +35,18 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         hostname: reader.text(&["DD_HOSTNAME", "ADRT_HOSTNAME"]).map(|(_, v)| v),
         conf_dir: reader.text(&["ADRT_CONF_DIR", "DD_CONFD_PATH"]).map(|(_, v)| v.into()),
         check_interval: reader.parse(&["ADRT_CHECK_INTERVAL"])?,
+        min_interval: reader.parse(&["ADRT_MIN_INTERVAL"])?,
+        max_instances_per_pod: reader.parse(&["ADRT_MAX_INSTANCES_PER_POD"])?,
+        max_instances_per_namespace: reader.parse(&["ADRT_MAX_INSTANCES_PER_NAMESPACE"])?,
+        credential_files: reader.list(&["ADRT_CREDENTIAL_FILES"]).map(|files| files.into_iter().map(Into::into).collect()),
+        watchdog: reader.parse(&["ADRT_WATCHDOG"])?,
         workers: reader.parse(&["ADRT_WORKERS", "DD_CHECK_RUNNERS"])?,
         status_addr: reader.parse(&["ADRT_STATUS_ADDR"])?,
         health_addr: match reader.parse::<u16>(&["DD_HEALTH_PORT"])? {
             Some(port) => Some(([0, 0, 0, 0], port).into()),
             None => reader.parse(&["ADRT_HEALTH_ADDR"])?,
         },
-        env_allowlist: reader
-            .text(&["ADRT_ENV_ALLOWLIST"])
-            .map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()),
+        env_allowlist: reader.list(&["ADRT_ENV_ALLOWLIST"]),
         procfs_path: reader.text(&["DD_PROCFS_PATH", "ADRT_PROCFS_PATH"]).map(|(_, v)| v),
         sysfs_path: reader.text(&["DD_SYSFS_PATH", "ADRT_SYSFS_PATH"]).map(|(_, v)| v),
         api_key: reader.text(&["DD_API_KEY", "API_KEY"]).map(|(_, v)| v),
@@ -61,6 +64,11 @@ impl Reader<'_> {
     /// The first of `names` that is set and not empty, with its name.
     fn text(&self, names: &[&str]) -> Option<(String, String)> {
         names.iter().find_map(|name| (self.var)(name).filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v)))
+    }
+
+    /// A comma-separated list.
+    fn list(&self, names: &[&str]) -> Option<Vec<String>> {
+        self.text(names).map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
     }
 
     fn parse<T: FromStr>(&self, names: &[&str]) -> Result<Option<T>, ConfigError>

@@ -89,6 +89,24 @@ pub struct Layer {
     /// Default seconds between two runs of an instance (`min_collection_interval` overrides).
     #[arg(long)]
     pub check_interval: Option<f64>,
+    /// Shortest `min_collection_interval` an instance may ask for, in seconds (default 1).
+    #[arg(long)]
+    pub min_interval: Option<f64>,
+    /// Check instances one pod may declare, at most; over it the pod gets an error and none of
+    /// its instances run (default 64).
+    #[arg(long)]
+    pub max_instances_per_pod: Option<usize>,
+    /// Check instances the pods of one namespace may declare together, at most (default 512).
+    #[arg(long)]
+    pub max_instances_per_namespace: Option<usize>,
+    /// Files checks may send as bearer tokens or trust as CA bundles (comma-separated), besides
+    /// the kubelet token and CA of the agent, which go to the agent's kubelet only.
+    #[arg(long, value_delimiter = ',')]
+    pub credential_files: Option<Vec<PathBuf>>,
+    /// `/live` fails when the scheduler or discovery loop made no progress for this many
+    /// seconds (default 60), so the kubelet restarts a stuck agent.
+    #[arg(long)]
+    pub watchdog: Option<f64>,
     /// Check runs at once, at most.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -130,7 +148,8 @@ impl Layer {
         }
         pick!(
             listener, pods_file, kubelet_url, kubelet_host, kubelet_poll, kubelet_tls_verify, kubelet_client_ca,
-            kubelet_token_path, api_server, node_name, hostname, conf_dir, check_interval, workers, status_addr,
+            kubelet_token_path, api_server, node_name, hostname, conf_dir, check_interval, min_interval,
+            max_instances_per_pod, max_instances_per_namespace, credential_files, watchdog, workers, status_addr,
             health_addr, env_allowlist, procfs_path, sysfs_path, api_key, sd_config_backend, sd_backend_host,
             sd_backend_port
         )
@@ -153,6 +172,12 @@ pub struct Config {
     pub hostname: String,
     pub conf_dir: Option<PathBuf>,
     pub check_interval: Duration,
+    /// Bounds of `min_collection_interval`: `min_interval` to [`crate::schedule::MAX_INTERVAL`].
+    pub min_interval: Duration,
+    pub max_instances_per_pod: usize,
+    pub max_instances_per_namespace: usize,
+    pub credential_files: Vec<PathBuf>,
+    pub watchdog: Duration,
     pub workers: usize,
     pub status_addr: SocketAddr,
     pub health_addr: SocketAddr,
@@ -198,8 +223,30 @@ impl Config {
                 layer.status_addr.unwrap()
             )));
         }
-        if layer.workers == Some(0) {
-            return Err(ConfigError::Invalid("workers: must be at least 1".into()));
+        for (name, value) in [
+            ("workers", layer.workers),
+            ("max_instances_per_pod", layer.max_instances_per_pod),
+            ("max_instances_per_namespace", layer.max_instances_per_namespace),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid(format!("{name}: must be at least 1")));
+            }
+        }
+        let max_interval = crate::schedule::MAX_INTERVAL;
+        let min_interval = seconds("min_interval", layer.min_interval, 1.0)?;
+        let check_interval = seconds("check_interval", layer.check_interval, 15.0)?;
+        if min_interval > max_interval || check_interval > max_interval {
+            return Err(ConfigError::Invalid(format!(
+                "min_interval and check_interval: at most {} s (one day)",
+                max_interval.as_secs()
+            )));
+        }
+        let watchdog = seconds("watchdog", layer.watchdog, 60.0)?;
+        if watchdog < crate::watchdog::BEAT_EVERY * 5 {
+            return Err(ConfigError::Invalid(format!(
+                "watchdog: at least {} s, so that a busy moment is not taken for a stuck agent",
+                (crate::watchdog::BEAT_EVERY * 5).as_secs()
+            )));
         }
         let etcd_url = match layer.sd_config_backend.as_deref() {
             None | Some("") => None,
@@ -228,7 +275,12 @@ impl Config {
             node_name: layer.node_name.unwrap_or_default(),
             hostname: layer.hostname.or_else(hostname).unwrap_or_else(|| "localhost".into()),
             conf_dir: layer.conf_dir.or_else(|| Some(PathBuf::from(SYSTEM_CONF_DIR)).filter(|d| d.is_dir())),
-            check_interval: seconds("check_interval", layer.check_interval, 15.0)?,
+            check_interval,
+            min_interval,
+            max_instances_per_pod: layer.max_instances_per_pod.unwrap_or(64),
+            max_instances_per_namespace: layer.max_instances_per_namespace.unwrap_or(512),
+            credential_files: layer.credential_files.unwrap_or_default(),
+            watchdog,
             workers: layer.workers.unwrap_or(4),
             status_addr: layer.status_addr.unwrap_or_else(|| DEFAULT_STATUS_ADDR.parse().expect("valid")),
             health_addr: layer.health_addr.unwrap_or_else(|| DEFAULT_HEALTH_ADDR.parse().expect("valid")),

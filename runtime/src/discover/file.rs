@@ -45,9 +45,9 @@ impl FileListener {
                 }
                 continue;
             }
-            let event = match tokio::fs::read(&self.path).await {
-                Err(source) => {
-                    let err = DiscoverError::Read { path: self.path.clone(), source }.to_string();
+            let event = match read_pods_file(self.path.clone()).await {
+                Err(err) => {
+                    let err = err.to_string();
                     // Make the file count as new once it is back, even with the same content.
                     last_content = None;
                     last_stamp = None;
@@ -66,7 +66,7 @@ impl FileListener {
                         None
                     } else {
                         last_content = Some(hash);
-                        match parse_pods(&self.path, &String::from_utf8_lossy(&bytes)) {
+                        match parse_off_thread(self.path.clone(), bytes).await {
                             Ok(pods) => filter.changed(&pods).then(|| PodEvent::Snapshot(sorted(pods))),
                             Err(err) => {
                                 tracing::warn!(error = %err, "pods file rejected, keeping the last good one");
@@ -87,6 +87,40 @@ impl FileListener {
             }
         }
     }
+}
+
+/// A pods file larger than this is refused: a node's pods fit in a few megabytes.
+pub const MAX_PODS_FILE_BYTES: u64 = 32 << 20;
+
+/// Reads the file on the blocking pool: regular files only (a FIFO would never end), bounded.
+async fn read_pods_file(path: PathBuf) -> Result<Vec<u8>, DiscoverError> {
+    let read = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || crate::regular_file::read(&path, MAX_PODS_FILE_BYTES)
+    });
+    match read.await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(crate::regular_file::ReadError::Io(source))) => Err(DiscoverError::Read { path, source }),
+        Ok(Err(other)) => Err(DiscoverError::Parse { path, at: None, message: other.to_string() }),
+        Err(join) => Err(DiscoverError::Parse { path, at: None, message: format!("reading the file: {join}") }),
+    }
+}
+
+/// Parses on the blocking pool: a large or deeply nested file takes its time there, not on the
+/// runtime's thread, which the checks and the status API share.
+async fn parse_off_thread(path: PathBuf, bytes: Vec<u8>) -> Result<Vec<Pod>, DiscoverError> {
+    let parsed = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || parse_pods(&path, &String::from_utf8_lossy(&bytes))
+    });
+    parsed.await.unwrap_or_else(|join| {
+        // A panic in the parsers is reported like a parse error; the last good pods stay.
+        let message = match join.try_into_panic() {
+            Ok(panic) => format!("internal error parsing the file: {}", crate::watchdog::panic_message(&*panic)),
+            Err(join) => format!("parsing the file: {join}"),
+        };
+        Err(DiscoverError::Parse { path, at: None, message })
+    })
 }
 
 /// The pods in `text` (JSON or YAML; see the module comment). `path` only names the file in
@@ -136,7 +170,43 @@ fn parse_json(path: &Path, text: &str) -> Result<Vec<Pod>, DiscoverError> {
     }
 }
 
+/// Deeper flow nesting (`[[[...` or `{{{...`) than any pod needs, and deeper than the YAML
+/// deserializer's own recursion limit (128) would accept anyway.
+const MAX_FLOW_NESTING: usize = 1000;
+
+/// Whether `[`/`{` nest deeper than `limit` outside quoted scalars. The YAML parser takes time
+/// quadratic in that depth (100,000 brackets: tens of seconds) before its recursion limit
+/// refuses the document, so such a file is refused before it is parsed.
+fn flow_nesting_exceeds(text: &str, limit: usize) -> bool {
+    let (mut depth, mut quote, mut escaped) = (0usize, None, false);
+    for byte in text.bytes() {
+        match (quote, byte) {
+            (Some(b'"'), b'\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), b) if b == q && !escaped => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(byte),
+            (None, b'[' | b'{') => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            (None, _) => {}
+        }
+        escaped = false;
+    }
+    false
+}
+
 fn parse_yaml(path: &Path, text: &str) -> Result<Vec<Pod>, DiscoverError> {
+    if flow_nesting_exceeds(text, MAX_FLOW_NESTING) {
+        let message = format!("brackets nest deeper than {MAX_FLOW_NESTING} levels: not a pods file");
+        return Err(DiscoverError::Parse { path: path.to_path_buf(), at: None, message });
+    }
     let yaml_error = |e: serde_yaml::Error| DiscoverError::Parse {
         path: path.to_path_buf(),
         at: e.location().map(|l| (l.line(), l.column())),
@@ -217,6 +287,23 @@ mod tests {
         let err = parse(text).unwrap_err();
         let DiscoverError::Parse { at: Some((line, _)), .. } = &err else { panic!("{err:?}") };
         assert_eq!(*line, 11, "{err}");
+    }
+
+    #[test]
+    fn deeply_nested_input_is_an_error_not_a_crash() {
+        for text in ["[".repeat(100_000), "{\"a\":".repeat(100_000), format!("a: {}", "[".repeat(100_000)), "- ".repeat(50_000)] {
+            assert!(parse(&text).is_err(), "{}", &text[..10]);
+        }
+        let err = parse(&format!("a: {}", "[".repeat(100_000))).unwrap_err().to_string();
+        assert!(err.ends_with("brackets nest deeper than 1000 levels: not a pods file"), "{err}");
+    }
+
+    #[test]
+    fn brackets_in_quoted_scalars_do_not_count_as_nesting() {
+        let open = "[".repeat(2000);
+        assert!(!flow_nesting_exceeds(&format!("a: \"{open}\"\nb: '{open}'\nc: \"\\\" {open}\"\n"), 10));
+        assert!(flow_nesting_exceeds(&format!("a: \"x\" {}", "[".repeat(11)), 10));
+        assert!(!flow_nesting_exceeds(&"[]".repeat(5000), 10));
     }
 
     #[test]

@@ -21,6 +21,8 @@ const SECURE_PORT: u16 = 10250;
 const READ_ONLY_PORT: u16 = 10255;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A token file larger than this is not a token.
+const MAX_TOKEN_BYTES: u64 = 64 << 10;
 
 #[derive(Debug, Clone)]
 pub struct KubeletListener {
@@ -56,7 +58,9 @@ impl KubeletListener {
             .connect_timeout(CONNECT_TIMEOUT)
             .danger_accept_invalid_certs(!self.tls_verify);
         if let Some(ca) = &self.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| DiscoverError::TlsConfig(format!("reading {}: {e}", ca.display())))?;
+            // Regular and bounded: read on the runtime's thread, it cannot block or run long.
+            let pem = crate::regular_file::read(ca, 1 << 20)
+                .map_err(|e| DiscoverError::TlsConfig(format!("reading {}: {e}", ca.display())))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| DiscoverError::TlsConfig(format!("{}: {}", ca.display(), with_causes(&e))))?;
             builder = builder.add_root_certificate(cert);
@@ -193,16 +197,24 @@ impl KubeletClient {
             return Err(DiscoverError::Status { url, status: status.as_u16() });
         }
         let body = response.bytes().await.map_err(|e| DiscoverError::Request { url: url.clone(), reason: with_causes(&e) })?;
-        let list: PodList = serde_json::from_slice(&body).map_err(|source| DiscoverError::Decode { url, source })?;
-        Ok(list.items)
+        // A node's pod list runs to megabytes: decoded on the blocking pool, not the runtime's thread.
+        let decoded = tokio::task::spawn_blocking(move || serde_json::from_slice::<PodList>(&body)).await;
+        match decoded {
+            Ok(list) => Ok(list.map_err(|source| DiscoverError::Decode { url, source })?.items),
+            Err(join) => Err(DiscoverError::Request { url, reason: format!("decoding the pod list: {join}") }),
+        }
     }
 
     /// The current token; a missing file means no token (out of cluster), which the kubelet
     /// answers with 401, an error that names the URL.
     async fn token(&self) -> Option<String> {
         let path = self.token_file.as_ref()?;
-        match tokio::fs::read_to_string(path).await {
-            Ok(token) => Some(token.trim().to_string()).filter(|t| !t.is_empty()),
+        let read = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || crate::regular_file::read(&path, MAX_TOKEN_BYTES)
+        });
+        match read.await.map_err(|join| join.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            Ok(token) => Some(String::from_utf8_lossy(&token).trim().to_string()).filter(|t| !t.is_empty()),
             Err(err) => {
                 tracing::debug!(path = %path.display(), error = %err, "no kubelet token");
                 None

@@ -19,10 +19,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Sizes and limits of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    /// Live component instances the pooling allocator reserves room for.
+    /// Live component instances the pooling allocator reserves room for (the agent's instance
+    /// slots): the memory budget divided by the memory limit.
     pub max_instances: u32,
     /// Linear memory per component instance.
     pub memory_limit: usize,
+    /// Bytes of one HTTP response body a check may receive; a larger one is refused unread.
+    pub response_limit: usize,
     /// Wall-clock deadline of one `init` or `run` call.
     pub call_timeout: Duration,
     /// Where compiled artifacts are kept; `None` compiles every time.
@@ -32,8 +35,9 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            max_instances: 64,
+            max_instances: 16,
             memory_limit: 64 << 20,
+            response_limit: 4 << 20,
             call_timeout: Duration::from_secs(30),
             cache_dir: None,
         }

@@ -63,7 +63,7 @@ impl LiveInstance {
     /// Instantiates the check and calls its `init` with the init_config JSON.
     pub async fn start(engine: &CheckEngine, loaded: &LoadedCheck, init_config: &str) -> Result<Self, ExecError> {
         let settings = engine.settings();
-        let state = StoreState::new(loaded.name.clone(), Arc::clone(engine.services()), settings.memory_limit);
+        let state = StoreState::new(loaded.name.clone(), Arc::clone(engine.services()), settings.memory_limit, settings.response_limit);
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|state| &mut state.memory);
         // Guest code yields to the runtime every epoch tick, so a check spinning in a loop shares
@@ -101,6 +101,11 @@ impl LiveInstance {
     /// The name and version the check reports.
     pub fn info(&self) -> &CheckInfo {
         &self.info
+    }
+
+    /// The largest linear memory the instance was granted.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().memory.grown_to
     }
 
     /// False after a trap: the caller must start a new instance.

@@ -6,7 +6,8 @@
 //! - [`instance`]: a live check instance and its deadline-bounded calls.
 //! - [`store`]: per-store state (current call, limits, WASI context).
 //! - `host`: one file per WIT interface.
-//! - [`pool`]: checks loaded once by name; live instances pooled per (check, init_config).
+//! - [`pool`]: checks loaded once by name; live instances pooled per (tenant, check,
+//!   init_config) in a bounded number of slots.
 //! - [`policy`]: the hook every import passes.
 //! - [`services`]: what all stores share (policy, HTTP clients, agent settings, state).
 
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 
 pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
 pub use instance::{LiveInstance, RunError, RunOutcome};
-pub use pool::{CheckRegistry, InstancePool};
+pub use pool::{CheckRegistry, InstancePool, Lease};
 pub use services::{AgentSettings, HostServices};
 
 /// Why a check could not be loaded or started. None of these stop the agent: the check
@@ -37,6 +38,9 @@ pub enum ExecError {
     Invalid { path: PathBuf, reason: String },
     #[error("check {check}: init failed: {error}")]
     Init { check: String, error: RunError },
+    /// No live instance could be had for the run (see `pool`): this run fails, others go on.
+    #[error("no instance slot: {0}")]
+    NoSlot(String),
     #[error("wasmtime engine: {0}")]
     Engine(String),
 }

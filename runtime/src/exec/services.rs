@@ -1,8 +1,11 @@
-//! What every live check instance shares: the policy, the HTTP clients, the agent's settings
-//! and the per-instance state store.
+//! What every live check instance shares: the policy, the credential rules, the HTTP clients,
+//! the agent's settings and the per-instance state store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::bindings::adrt::check::agent::{AgentContext, Kubelet};
 use super::host::http::HttpClients;
@@ -40,34 +43,95 @@ impl AgentSettings {
     }
 }
 
+/// Which credential files a check's HTTP request may use. An instance may come from any pod
+/// author's annotation, so nothing is allowed by default: the agent's own kubelet token goes to
+/// the agent's kubelet URL only, its kubelet CA may be trusted by any request, and other files
+/// only when the operator lists them (`--credential-files`). Paths are compared as written: a
+/// different spelling of an allowed file is not allowed.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Scheme, host and port of the agent's kubelet URL.
+    kubelet_origin: Option<(String, String, u16)>,
+    kubelet_url: String,
+    kubelet_token: Option<String>,
+    kubelet_ca: Option<String>,
+    allowed: Vec<String>,
+}
+
+impl Credentials {
+    pub fn new(agent: &AgentSettings, allowed: &[PathBuf]) -> Self {
+        Credentials {
+            kubelet_origin: origin(&agent.kubelet_url),
+            kubelet_url: agent.kubelet_url.clone(),
+            kubelet_token: agent.kubelet_token_file.clone(),
+            kubelet_ca: agent.kubelet_ca_file.clone(),
+            allowed: allowed.iter().map(|p| p.display().to_string()).collect(),
+        }
+    }
+
+    /// May `path` be sent as a bearer token to `url`?
+    pub fn allow_token(&self, path: &str, url: &str) -> Result<(), String> {
+        if self.kubelet_token.as_deref() == Some(path) {
+            return match (&self.kubelet_origin, origin(url)) {
+                (Some(kubelet), Some(target)) if *kubelet == target => Ok(()),
+                _ => Err(format!(
+                    "the agent's kubelet token {path} is sent to the agent's kubelet ({}) only",
+                    self.kubelet_url
+                )),
+            };
+        }
+        if self.allowed.iter().any(|a| a == path) {
+            return Ok(());
+        }
+        Err(format!("bearer token file {path} is not allowed: the operator may list it in --credential-files"))
+    }
+
+    /// May `path` be trusted as a CA bundle?
+    pub fn allow_ca(&self, path: &str) -> Result<(), String> {
+        if self.kubelet_ca.as_deref() == Some(path) || self.allowed.iter().any(|a| a == path) {
+            return Ok(());
+        }
+        Err(format!("CA file {path} is not allowed: the operator may list it in --credential-files"))
+    }
+}
+
+/// Scheme, host and port (the scheme's default when absent) of a URL.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    Some((url.scheme().to_string(), url.host_str()?.to_ascii_lowercase(), url.port_or_known_default()?))
+}
+
 /// Shared by all stores of an engine.
 pub struct HostServices {
     pub policy: Arc<dyn Policy>,
     pub agent: AgentSettings,
+    pub credentials: Credentials,
     pub(crate) http: HttpClients,
     /// Per check instance ID: the keys its runs keep (the WIT `state` interface).
     state: Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
 impl HostServices {
-    pub fn new(policy: Arc<dyn Policy>, agent: AgentSettings) -> Self {
-        HostServices { policy, agent, http: HttpClients::default(), state: Mutex::new(HashMap::new()) }
+    /// `credential_files`: what checks may use besides the agent's own (see [`Credentials`]).
+    pub fn new(policy: Arc<dyn Policy>, agent: AgentSettings, credential_files: &[PathBuf]) -> Self {
+        let credentials = Credentials::new(&agent, credential_files);
+        HostServices { policy, agent, credentials, http: HttpClients::default(), state: Mutex::new(HashMap::new()) }
     }
 
     /// Allow-and-count policy; the agent settings from the environment and the config file,
     /// as `adrt run` would give them.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = crate::config::Config::load(crate::config::Layer::default(), None)?;
-        Ok(Self::new(Arc::new(AllowAndCount::default()), config.agent_settings()))
+        Ok(Self::new(Arc::new(AllowAndCount::default()), config.agent_settings(), &config.credential_files))
     }
 
     pub(crate) fn state_get(&self, instance_id: &str, key: &str) -> Option<String> {
-        self.state.lock().unwrap().get(instance_id)?.get(key).cloned()
+        self.state.lock().get(instance_id)?.get(key).cloned()
     }
 
     /// Sets or deletes a key; returns how many bytes the instance's state now holds.
     pub(crate) fn state_set(&self, instance_id: &str, key: &str, value: Option<String>) -> usize {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         let entries = state.entry(instance_id.to_string()).or_default();
         match value {
             Some(value) => entries.insert(key.to_string(), value),
@@ -78,6 +142,50 @@ impl HostServices {
 
     /// Drops the state of an instance that is no longer scheduled.
     pub fn forget_instance(&self, instance_id: &str) {
-        self.state.lock().unwrap().remove(instance_id);
+        self.state.lock().remove(instance_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(kubelet_url: &str) -> Credentials {
+        let agent = AgentSettings {
+            hostname: "node".into(),
+            node_name: "node".into(),
+            kubelet_host: "10.0.0.1".into(),
+            kubelet_url: kubelet_url.into(),
+            kubelet_tls_verify: false,
+            kubelet_ca_file: Some("/etc/kubelet/ca.crt".into()),
+            kubelet_token_file: Some("/var/run/secrets/token".into()),
+            procfs_root: "/proc".into(),
+            sysfs_root: "/sys".into(),
+        };
+        Credentials::new(&agent, &[PathBuf::from("/etc/adrt/secrets/vault-token")])
+    }
+
+    #[test]
+    fn the_agents_token_goes_to_its_kubelet_only() {
+        let c = credentials("https://10.0.0.1:10250");
+        let token = "/var/run/secrets/token";
+        assert_eq!(c.allow_token(token, "https://10.0.0.1:10250/stats/summary"), Ok(()));
+        assert_eq!(c.allow_token(token, "HTTPS://10.0.0.1/pods").map_err(|_| ()), Err(()), "port 443 is not 10250");
+        for elsewhere in ["https://evil.example:10250/pods", "http://10.0.0.1:10250/pods", "https://10.0.0.1:10251/", "not a url"] {
+            let error = c.allow_token(token, elsewhere).unwrap_err();
+            assert!(error.contains("sent to the agent's kubelet (https://10.0.0.1:10250) only"), "{elsewhere}: {error}");
+        }
+    }
+
+    #[test]
+    fn other_files_need_the_operators_allowlist_as_written() {
+        let c = credentials("https://10.0.0.1:10250");
+        assert_eq!(c.allow_token("/etc/adrt/secrets/vault-token", "https://vault:8200/"), Ok(()));
+        for path in ["/etc/machine-id", "/dev/zero", "/etc/adrt/secrets/../secrets/vault-token", "/var/run/secrets//token"] {
+            let error = c.allow_token(path, "https://10.0.0.1:10250/pods").unwrap_err();
+            assert!(error.contains("--credential-files"), "{path}: {error}");
+        }
+        assert_eq!(c.allow_ca("/etc/kubelet/ca.crt"), Ok(()));
+        assert!(c.allow_ca("/etc/shadow").unwrap_err().contains("CA file /etc/shadow is not allowed"));
     }
 }

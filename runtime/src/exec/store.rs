@@ -17,12 +17,14 @@ pub struct StoreState {
     pub(crate) services: Arc<HostServices>,
     pub(crate) call: Call,
     pub(crate) memory: MemoryLimit,
+    /// Bytes of one HTTP response body, at most.
+    pub(crate) response_limit: usize,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl StoreState {
-    pub fn new(check: Arc<str>, services: Arc<HostServices>, memory_limit: usize) -> Self {
+    pub fn new(check: Arc<str>, services: Arc<HostServices>, memory_limit: usize, response_limit: usize) -> Self {
         // No preopened directories, no environment, no network: a WASI check reaches the host
         // only through adrt's own imports. Its stdout and stderr go to the agent's log.
         let wasi = WasiCtx::builder()
@@ -31,7 +33,8 @@ impl StoreState {
             .build();
         StoreState {
             call: Call::idle(),
-            memory: MemoryLimit { limit: memory_limit, exceeded: None },
+            memory: MemoryLimit { limit: memory_limit, exceeded: None, grown_to: 0 },
+            response_limit,
             check,
             services,
             wasi,
@@ -83,6 +86,8 @@ impl Call {
 pub struct MemoryLimit {
     pub limit: usize,
     pub exceeded: Option<usize>,
+    /// The largest linear memory granted so far (memories never shrink).
+    pub grown_to: usize,
 }
 
 impl ResourceLimiter for MemoryLimit {
@@ -91,6 +96,7 @@ impl ResourceLimiter for MemoryLimit {
             self.exceeded = Some(desired);
             wasmtime::bail!("memory limit of {} MiB exceeded (asked for {} MiB)", self.limit >> 20, desired >> 20);
         }
+        self.grown_to = self.grown_to.max(desired);
         Ok(true)
     }
 

@@ -15,6 +15,7 @@ use crate::annotations;
 use crate::confd::FileConfig;
 use crate::instance_id::instance_id;
 use crate::pod::{Container, Pod};
+use crate::text;
 use template::{Target, Vars};
 
 pub struct DiscoveryContext<'a> {
@@ -26,6 +27,24 @@ pub struct DiscoveryContext<'a> {
     pub known_checks: &'a dyn Fn(&str) -> bool,
     /// conf.d configs with `ad_identifiers`.
     pub file_templates: &'a [FileConfig],
+    pub limits: Limits,
+}
+
+/// Bounds on what a pod's annotations may ask for (the agent's settings of the same names).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// `min_collection_interval` is refused below this and above [`crate::schedule::MAX_INTERVAL`].
+    pub min_interval: std::time::Duration,
+    /// Instances one pod's annotations may declare; over it, none of them is scheduled.
+    pub max_instances_per_pod: usize,
+    /// Instances the pods of one namespace may have scheduled together (see `agent::plan`).
+    pub max_instances_per_namespace: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { min_interval: std::time::Duration::from_secs(1), max_instances_per_pod: 64, max_instances_per_namespace: 512 }
+    }
 }
 
 /// Where a config applies; empty strings for static conf.d configs.
@@ -112,6 +131,19 @@ struct Scope<'a> {
 pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
     let (parsed, problems) = annotations::parse(pod);
     let mut out = PodConfigs { problems, ..PodConfigs::default() };
+    let declared: usize = parsed.containers.values().map(|c| c.templates.len()).sum();
+    if declared > ctx.limits.max_instances_per_pod {
+        out.problems.push(Problem {
+            entity: format!("pod {}", pod.key()),
+            severity: Severity::Error,
+            message: format!(
+                "the pod's annotations declare {declared} check instances, over the agent's limit of {} per pod \
+                 (max_instances_per_pod): none of them is scheduled",
+                ctx.limits.max_instances_per_pod
+            ),
+        });
+        return out;
+    }
     let empty = Map::new().into();
     for container in pod.all_containers() {
         let Some(ann) = parsed.containers.get(&container.name) else { continue };
@@ -121,7 +153,7 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                 out.problems.push(Problem {
                     entity,
                     severity: Severity::Warning,
-                    message: format!("check annotations of the container are ignored: `{key}` excludes it"),
+                    message: text::bounded(format!("check annotations of the container are ignored: `{key}` excludes it")),
                 });
             }
             continue;
@@ -223,13 +255,14 @@ pub fn static_configs(files: &[FileConfig], ctx: &DiscoveryContext) -> PodConfig
 
 impl Scope<'_> {
     fn emit(&self, c: Candidate, out: &mut PodConfigs) {
-        let problem = |severity, message: String| Problem { entity: self.entity.clone(), severity, message };
+        // Names, keys and values in messages come from the pod: bounded.
+        let problem = |severity, message: String| Problem { entity: self.entity.clone(), severity, message: text::bounded(message) };
         let unresolved = |reason: String| UnresolvedConfig {
             check: c.check.to_string(),
             provider: c.provider.clone(),
             source: self.source.clone(),
             instance: c.instance.clone(),
-            reason,
+            reason: text::bounded(reason),
         };
         if !(self.ctx.known_checks)(c.check) {
             let reason = format!("no check component `{}.wasm` in checks.d", c.check);
@@ -254,12 +287,16 @@ impl Scope<'_> {
                 return;
             }
         };
+        let (shortest, longest) = (self.ctx.limits.min_interval.as_secs_f64(), crate::schedule::MAX_INTERVAL.as_secs_f64());
         let min_collection_interval = match instance.get("min_collection_interval") {
             None | Some(Value::Null) => None,
-            Some(v) => match v.as_f64().filter(|s| s.is_finite() && *s > 0.0) {
+            Some(v) => match v.as_f64().filter(|s| (shortest..=longest).contains(s)) {
                 Some(seconds) => Some(seconds),
                 None => {
-                    let reason = format!("min_collection_interval must be a number of seconds > 0, not {v}");
+                    let reason = format!(
+                        "min_collection_interval must be a number of seconds from {shortest} to {longest} (one day), not {}",
+                        crate::text::excerpt(&v.to_string(), 64)
+                    );
                     out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
                     out.unresolved.push(unresolved(reason));
                     return;

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::pod::{Container, Pod};
+use crate::text;
 
 /// The pod and container an instance is resolved for.
 pub struct Target<'a> {
@@ -88,8 +89,9 @@ fn resolve_string(s: &str, vars: &Vars) -> Result<Value, Unresolvable> {
     Ok(Value::String(out))
 }
 
+/// Names, values and lists in reasons come from the pod: bounded.
 fn fail(reason: String) -> Unresolvable {
-    Unresolvable { reason, transient: false }
+    Unresolvable { reason: text::bounded(reason), transient: false }
 }
 
 fn variable(name: &str, vars: &Vars) -> Result<String, Unresolvable> {
@@ -113,7 +115,7 @@ fn variable(name: &str, vars: &Vars) -> Result<String, Unresolvable> {
         || name.starts_with("port_");
     if !pod_variable {
         let hint = if name == "tags" { " (Agent 5's %%tags%%: adrt adds the container's tags itself)" } else { "" };
-        return Err(fail(format!("unknown template variable %%{name}%%{hint}; known: {KNOWN}")));
+        return Err(fail(format!("unknown template variable %%{}%%{hint}; known: {KNOWN}", text::quote(name))));
     }
     let Some(Target { pod, container }) = &vars.target else {
         return Err(fail(format!(
@@ -133,7 +135,7 @@ fn variable(name: &str, vars: &Vars) -> Result<String, Unresolvable> {
         _ => match (name.strip_prefix("host_"), name.strip_prefix("port_")) {
             (Some(network), _) => network_ip(pod, network),
             (_, Some(port)) => named_port(container, port),
-            _ => Err(fail(format!("unknown template variable %%{name}%%; known: {KNOWN}"))),
+            _ => Err(fail(format!("unknown template variable %%{}%%; known: {KNOWN}", text::quote(name)))),
         },
     }
 }
@@ -171,7 +173,8 @@ fn network_ip(pod: &Pod, network: &str) -> Result<String, Unresolvable> {
         }
         names.push(name);
     }
-    Err(fail(format!("%%host_{network}%%: no network `{network}` in `{KEY}` (networks: {})", names.join(", "))))
+    let names = text::quote(&names.join(", ")).into_owned();
+    Err(fail(format!("%%host_{network}%%: no network `{network}` in `{KEY}` (networks: {names})")))
 }
 
 fn sorted_ports(container: &Container) -> Vec<i64> {

@@ -54,7 +54,7 @@ fn pod(annotations: &[(&str, &str)]) -> Pod {
 
 fn discover(pod: &Pod, files: &[FileConfig]) -> PodConfigs {
     let allow = vec!["PATH".to_string()];
-    let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: files };
+    let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: files, limits: Default::default() };
     discover_pod(pod, &ctx)
 }
 
@@ -452,17 +452,34 @@ const CASES: &[Case] = &[
         problems: &[(E, "container web", "%%host_backup%%")],
     },
     Case {
-        name: "min_collection_interval is validated",
+        name: "min_collection_interval is bounded: from --min-interval (1 s) to one day",
         annotations: &[(
             "ad.datadoghq.com/web.checks",
-            r#"{"nginx": {"instances": [{"min_collection_interval": 30}, {"min_collection_interval": 0}, {"min_collection_interval": "often"}]}}"#,
+            r#"{"nginx": {"instances": [{"min_collection_interval": 30}, {"min_collection_interval": 1}, {"min_collection_interval": 86400}, {"min_collection_interval": 0}, {"min_collection_interval": "often"}, {"min_collection_interval": 1e308}, {"min_collection_interval": 1.5e19}, {"min_collection_interval": 1e-9}, {"min_collection_interval": -5}, {"min_collection_interval": 86401}]}}"#,
         )],
-        resolved: &[("web", "nginx", "v2", r#"{"min_collection_interval": 30}"#)],
-        unresolved: &[
-            ("nginx", "min_collection_interval must be a number of seconds > 0, not 0"),
-            ("nginx", "min_collection_interval must be a number of seconds > 0, not \"often\""),
+        resolved: &[
+            ("web", "nginx", "v2", r#"{"min_collection_interval": 30}"#),
+            ("web", "nginx", "v2", r#"{"min_collection_interval": 1}"#),
+            ("web", "nginx", "v2", r#"{"min_collection_interval": 86400}"#),
         ],
-        problems: &[(E, "container web", "not 0"), (E, "container web", "not \"often\"")],
+        unresolved: &[
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not 0"),
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not \"often\""),
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not 1e+308"),
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not 1.5e+19"),
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not 1e-9"),
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not -5"),
+            ("nginx", "min_collection_interval must be a number of seconds from 1 to 86400 (one day), not 86401"),
+        ],
+        problems: &[
+            (E, "container web", "not 0"),
+            (E, "container web", "not \"often\""),
+            (E, "container web", "not 1e+308"),
+            (E, "container web", "not 1.5e+19"),
+            (E, "container web", "not 1e-9"),
+            (E, "container web", "not -5"),
+            (E, "container web", "not 86401"),
+        ],
     },
     Case {
         name: "malformed tag annotations",
@@ -679,7 +696,7 @@ fn static_configs_resolve_node_variables_only() {
         file("mysql", &[], json!([{}])),
     ];
     let allow = vec!["PATH".to_string()];
-    let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: &files };
+    let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: &files, limits: Default::default() };
     let got = static_configs(&files, &ctx);
     assert_eq!(got.resolved.len(), 1);
     let r = &got.resolved[0];

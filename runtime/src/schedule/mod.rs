@@ -10,17 +10,28 @@ mod timing;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::FutureExt as _;
+use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::aggregate::{Aggregator, Flushed};
-use crate::exec::{CheckRegistry, ExecError, RunOutcome};
+use crate::exec::{CheckRegistry, RunOutcome};
 use crate::resolve::ResolvedConfig;
 use crate::status::{self, CheckStatus, InstanceStatus};
+use crate::text::{bounded, printable};
+use crate::watchdog::{BEAT_EVERY, Heartbeat, panic_message};
 
-pub use timing::next_run;
+pub use timing::{FAR_FUTURE, later, next_run};
+
+/// Warnings of one run kept for `adrt info`, at most.
+const MAX_WARNINGS: usize = 20;
+
+/// The longest interval an instance may ask for; `resolve` refuses longer ones.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// One wanted check instance.
 #[derive(Debug, Clone)]
@@ -46,6 +57,7 @@ pub struct Scheduler {
     aggregator: Mutex<Aggregator>,
     sink: Arc<dyn Sink>,
     wake: Notify,
+    heartbeat: Arc<Heartbeat>,
 }
 
 /// Shared pieces are `Arc`s: every run takes them out of the lock without copying.
@@ -90,13 +102,19 @@ impl Scheduler {
             aggregator: Mutex::default(),
             sink,
             wake: Notify::new(),
+            heartbeat: Heartbeat::new("scheduler"),
         })
+    }
+
+    /// Beats while the timer loop turns (see [`crate::watchdog`]).
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
     }
 
     /// Brings the scheduled set to `desired`.
     pub fn reconcile(&self, desired: Vec<Desired>) {
         let now = Instant::now();
-        let mut instances = self.instances.lock().unwrap();
+        let mut instances = self.instances.lock();
         let mut wanted: HashMap<String, Desired> = desired.into_iter().map(|d| (d.config.id.clone(), d)).collect();
         let gone: Vec<String> = instances.keys().filter(|id| !wanted.contains_key(*id)).cloned().collect();
         for id in gone {
@@ -104,7 +122,7 @@ impl Scheduler {
             self.forget(&id);
             tracing::info!(instance = %id, "unscheduled");
         }
-        let mut queue = self.queue.lock().unwrap();
+        let mut queue = self.queue.lock();
         for (id, scheduled) in instances.iter_mut() {
             let desired = wanted.remove(id).expect("kept only wanted ids");
             if scheduled.paused && !desired.paused {
@@ -116,8 +134,12 @@ impl Scheduler {
         }
         for (id, desired) in wanted {
             let config = desired.config;
-            let interval = config.min_collection_interval.map_or(self.default_interval, Duration::from_secs_f64);
-            tracing::info!(instance = %id, check = %config.check, pod = %config.source.pod, paused = desired.paused, "scheduled");
+            // `resolve` bounds the interval; this only keeps a bad value from reaching time arithmetic.
+            let interval = config
+                .min_collection_interval
+                .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+                .map_or(self.default_interval, |interval| interval.clamp(Duration::from_millis(1), MAX_INTERVAL));
+            tracing::info!(instance = %id, check = %config.check, pod = %printable(&config.source.pod), paused = desired.paused, "scheduled");
             let tags = instance_tags(&config);
             queue.push(Reverse((now, id.clone())));
             instances.insert(
@@ -137,28 +159,34 @@ impl Scheduler {
             );
         }
         drop(queue);
-        let registry_keys: Vec<(String, String)> =
-            instances.values().map(|s| (s.config.check.clone(), s.init_config.to_string())).collect();
+        let registry_keys: std::collections::HashSet<(String, String, String)> = instances
+            .values()
+            .map(|s| (s.config.source.namespace.clone(), s.config.check.clone(), s.init_config.to_string()))
+            .collect();
         drop(instances);
-        self.registry.retain_pools(|check, init| registry_keys.iter().any(|(c, i)| c == check && i == init));
+        self.registry.retain_pools(|tenant, check, init| {
+            registry_keys.contains(&(tenant.to_string(), check.to_string(), init.to_string()))
+        });
         self.wake.notify_one();
     }
 
     fn forget(&self, id: &str) {
-        self.aggregator.lock().unwrap().forget(id);
+        self.aggregator.lock().forget(id);
         self.registry.engine().services().forget_instance(id);
     }
 
-    /// The timer loop; returns when `shutdown` completes.
+    /// The timer loop; returns when `shutdown` completes. It wakes at least every
+    /// [`BEAT_EVERY`] to beat its heartbeat.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            self.heartbeat.beat();
             let now = Instant::now();
             let mut due = Vec::new();
             let next_wake;
             {
-                let mut instances = self.instances.lock().unwrap();
-                let mut queue = self.queue.lock().unwrap();
+                let mut instances = self.instances.lock();
+                let mut queue = self.queue.lock();
                 loop {
                     match queue.peek() {
                         Some(Reverse((at, _))) if *at <= now => {
@@ -177,7 +205,7 @@ impl Scheduler {
                             break;
                         }
                         None => {
-                            next_wake = now + Duration::from_secs(3600);
+                            next_wake = later(now, BEAT_EVERY);
                             break;
                         }
                     }
@@ -187,6 +215,7 @@ impl Scheduler {
                 let this = Arc::clone(&self);
                 tokio::spawn(async move { this.run_one(id).await });
             }
+            let next_wake = next_wake.min(later(now, BEAT_EVERY));
             tokio::select! {
                 _ = tokio::time::sleep_until(next_wake.into()) => {}
                 _ = self.wake.notified() => {}
@@ -195,29 +224,42 @@ impl Scheduler {
         }
     }
 
-    /// Runs one instance on a worker, then records the outcome and schedules the next run.
+    /// Runs one instance on a worker, then records the outcome and schedules the next run. A
+    /// panic in the agent's own code while running it fails that run, nothing else.
     async fn run_one(&self, id: String) {
         let _permit = self.workers.acquire().await.expect("the semaphore is never closed");
-        let Some((config, init_config, instance, tags)) = self.instances.lock().unwrap().get(&id).map(|s| {
+        let Some((config, init_config, instance, tags)) = self.instances.lock().get(&id).map(|s| {
             (s.config.clone(), s.init_config.clone(), s.instance.clone(), s.tags.clone())
         }) else {
             return; // unscheduled while waiting for a worker
         };
         let started = Instant::now();
-        let outcome = self.execute(&config.check, &init_config, &id, &instance).await;
-        let flushed = self.aggregator.lock().unwrap().flush(&id, &tags, Instant::now(), outcome.submissions);
-        let mut instances = self.instances.lock().unwrap();
+        let attempt = AssertUnwindSafe(async {
+            let mut execution = self.execute(&config, &init_config, &id, &instance).await;
+            let submissions = std::mem::take(&mut execution.submissions);
+            let flushed = self.aggregator.lock().flush(&id, &tags, Instant::now(), submissions);
+            // Not under the instances lock: a slow sink must not hold up the other instances.
+            self.sink.send(&config, &flushed);
+            (execution, flushed)
+        })
+        .catch_unwind()
+        .await;
+        let (outcome, flushed) = attempt.unwrap_or_else(|panic| {
+            let message = panic_message(&*panic);
+            tracing::error!(instance = %id, check = %config.check, "internal error running the instance: {message}");
+            (Execution::failed(format!("internal error in the agent (reported in its log): {message}")), Flushed::default())
+        });
+        let mut instances = self.instances.lock();
         let Some(s) = instances.get_mut(&id) else {
             drop(instances);
             self.forget(&id); // unscheduled during the run: its counters must not linger
             return;
         };
         if let Some(error) = &outcome.error {
-            tracing::warn!(instance = %id, check = %config.check, pod = %config.source.pod, "run failed: {error}");
+            tracing::warn!(instance = %id, check = %config.check, pod = %printable(&config.source.pod), "run failed: {}", printable(error));
         }
-        self.sink.send(&s.config, &flushed);
         s.stats.runs += 1;
-        s.stats.total_time += outcome.duration;
+        s.stats.total_time = s.stats.total_time.saturating_add(outcome.duration);
         s.stats.last_run = Some(SystemTime::now());
         if outcome.version.is_some() {
             s.stats.version = outcome.version;
@@ -232,46 +274,44 @@ impl Scheduler {
         let first = *s.first_run.get_or_insert(started);
         s.next_run = next_run(&id, first, s.interval, Instant::now());
         s.running = false;
-        self.queue.lock().unwrap().push(Reverse((s.next_run, id)));
+        self.queue.lock().push(Reverse((s.next_run, id)));
         drop(instances);
         self.wake.notify_one();
     }
 
-    /// One run on a pooled live instance; loading and init failures are that run's error.
-    async fn execute(&self, check: &str, init_config: &str, id: &str, instance: &str) -> Execution {
-        let failed = |error: ExecError| Execution {
-            submissions: Default::default(),
-            error: Some(error.to_string()),
-            warnings: Vec::new(),
-            duration: Duration::ZERO,
-            version: None,
-        };
-        let pool = match self.registry.loaded_pool(check, init_config) {
+    /// One run on a pooled live instance of the config's tenant (its namespace); loading, init
+    /// and slot failures are that run's error.
+    async fn execute(&self, config: &ResolvedConfig, init_config: &str, id: &str, instance: &str) -> Execution {
+        let (tenant, check) = (config.source.namespace.as_str(), config.check.as_str());
+        let pool = match self.registry.loaded_pool(tenant, check, init_config) {
             Some(pool) => pool,
             // First use: compiling (or reading the cache) blocks, so not on the runtime thread.
             None => {
                 let registry = self.registry.clone();
-                let (check, init_config) = (check.to_string(), init_config.to_string());
-                match tokio::task::spawn_blocking(move || registry.pool(&check, &init_config)).await {
+                let (tenant, check, init_config) = (tenant.to_string(), check.to_string(), init_config.to_string());
+                match tokio::task::spawn_blocking(move || registry.pool(&tenant, &check, &init_config)).await {
                     Ok(Ok(pool)) => pool,
-                    Ok(Err(error)) => return failed(error),
-                    Err(join) => return failed(ExecError::Engine(format!("loading the check: {join}"))),
+                    Ok(Err(error)) => return Execution::failed(error.to_string()),
+                    Err(join) => return Execution::failed(format!("loading the check: {join}")),
                 }
             }
         };
-        let mut live = match pool.take(self.registry.engine()).await {
+        let mut live = match self.registry.take(&pool).await {
             Ok(live) => live,
-            Err(error) => return failed(error),
+            Err(error) => return Execution::failed(error.to_string()),
         };
         let version = Some(live.info().version.clone());
         let RunOutcome { submissions, error, warnings, duration } = live.run(id, instance).await;
-        pool.give_back(live);
-        Execution { submissions, error: error.map(|e| e.to_string()), warnings, duration, version }
+        self.registry.give_back(&pool, live);
+        // A check's messages may quote what a pod wrote (a URL, a page): kept bounded.
+        let error = error.map(|e| bounded(e.to_string()));
+        let warnings = warnings.into_iter().take(MAX_WARNINGS).map(bounded).collect();
+        Execution { submissions, error, warnings, duration, version }
     }
 
     /// The checks and their instances, sorted, for `adrt info`.
     pub fn status(&self) -> Vec<CheckStatus> {
-        let instances = self.instances.lock().unwrap();
+        let instances = self.instances.lock();
         let mut by_check: std::collections::BTreeMap<&str, CheckStatus> = Default::default();
         let mut sorted: Vec<&Scheduled> = instances.values().collect();
         sorted.sort_by(|a, b| {
@@ -319,6 +359,12 @@ struct Execution {
     warnings: Vec<String>,
     duration: Duration,
     version: Option<String>,
+}
+
+impl Execution {
+    fn failed(error: String) -> Self {
+        Execution { submissions: Default::default(), error: Some(bounded(error)), warnings: Vec::new(), duration: Duration::ZERO, version: None }
+    }
 }
 
 /// The instance's own `tags` plus the pod's tags, which the host adds to everything.

@@ -97,7 +97,7 @@ async fn measure(
     add: impl Fn(Value),
 ) -> anyhow::Result<Vec<Duration>> {
     let config = Config::resolve(Layer { node_name: Some("node-1".into()), ..Layer::default() }, false, || None)?;
-    let engine = args.engine_with(config.agent_settings())?;
+    let engine = args.engine_with(config.agent_settings(), &config.credential_files)?;
     let registry = Arc::new(CheckRegistry::new(engine, args.checks_dir()));
     let first_runs = Arc::new(FirstRuns::default());
     let agent = Agent::new(config, registry, first_runs.clone());

@@ -22,6 +22,17 @@ impl LocalNginx {
 
     /// Starts nginx listening on `ip` (any loopback address, e.g. `127.0.0.2`).
     pub fn start_on(ip: &str) -> anyhow::Result<Self> {
+        Self::start_with(ip, |addr, _| {
+            format!(
+                "server {{ listen {addr};\nlocation = /nginx_status {{ stub_status; }}\nlocation / {{ return 200 \"ok\\n\"; }} }}"
+            )
+        })
+    }
+
+    /// Starts nginx on a free port of `ip` with the `http` directives that `http(addr, dir)`
+    /// gives: a `server` that listens on `addr`, and whatever it needs (`dir` is nginx's own
+    /// scratch folder, removed with it).
+    pub fn start_with(ip: &str, http: impl FnOnce(SocketAddr, &std::path::Path) -> String) -> anyhow::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let binary = ["nginx", "/usr/sbin/nginx"]
             .into_iter()
@@ -37,8 +48,8 @@ impl LocalNginx {
              events {{ worker_connections 512; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               server {{\n    listen {addr};\n    location = /nginx_status {{ stub_status; }}\n\
-                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+               {http}\n}}\n",
+            http = http(addr, &dir)
         );
         std::fs::write(dir.join("nginx.conf"), config)?;
         let child = Command::new(binary)

@@ -50,7 +50,7 @@ impl Policy for Recorder {
 pub async fn section(args: &EngineArgs, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
     let recorder = Arc::new(Recorder::default());
     let agent = HostServices::from_env()?.agent;
-    let engine = CheckEngine::new(args.engine_settings(), Arc::new(HostServices::new(recorder.clone(), agent)))?;
+    let engine = CheckEngine::new(args.engine_settings(), Arc::new(HostServices::new(recorder.clone(), agent, &[])))?;
     let loaded = engine.load(checks_dir, "network")?;
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
 

@@ -4,13 +4,13 @@
 //! procfs and sysfs files are read synchronously: they are generated in memory and never wait
 //! on a disk, and a blocking-pool hop would cost more than the read itself.
 
-use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use crate::exec::bindings::adrt::check::files::{DirEntry, EntryKind, Error, Host};
 use crate::exec::policy::Import;
 use crate::exec::store::StoreState;
+use crate::regular_file::{self, ReadError};
 
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 pub const MAX_DIR_ENTRIES: usize = 100_000;
@@ -43,22 +43,21 @@ thread_local! {
 /// Reads a regular file whole, as the `files.read` import does (`adrt bench` measures this
 /// natively as the checks' bare I/O).
 pub fn read_file(path: &str) -> Result<Vec<u8>, Error> {
-    // Non-blocking, so that opening a FIFO does not wait for a writer before the type check.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| io_error(path, e))?;
-    let meta = file.metadata().map_err(|e| io_error(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::Io(format!("{path}: not a regular file")));
-    }
+    read_regular_file(path, MAX_FILE_BYTES)
+}
+
+/// Reads a regular file of at most `max_bytes`: opened non-blocking, anything else refused.
+pub fn read_regular_file(path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    let (file, meta) = regular_file::open(Path::new(path)).map_err(|e| match e {
+        ReadError::Io(e) => io_error(path, e),
+        other => Error::Io(format!("{path}: {other}")),
+    })?;
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
-        scratch.reserve(MIN_READ_BYTES.max(meta.len().min(MAX_FILE_BYTES + 1) as usize));
-        let read = file.take(MAX_FILE_BYTES + 1).read_to_end(scratch).map_err(|e| io_error(path, e));
+        scratch.reserve(MIN_READ_BYTES.max(meta.len().min(max_bytes + 1) as usize));
+        let read = file.take(max_bytes + 1).read_to_end(scratch).map_err(|e| io_error(path, e));
         let bytes = match read {
-            Ok(n) if n as u64 > MAX_FILE_BYTES => Err(Error::Io(format!("{path}: larger than {} MiB", MAX_FILE_BYTES >> 20))),
+            Ok(n) if n as u64 > max_bytes => Err(Error::Io(format!("{path}: larger than {}", size(max_bytes)))),
             Ok(_) => Ok(scratch.to_vec()),
             Err(e) => Err(e),
         };
@@ -88,6 +87,23 @@ pub fn list_dir(path: &str) -> Result<Vec<DirEntry>, Error> {
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
+}
+
+/// A read error as a message that starts with the path.
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::NotFound(path) => format!("{path}: no such file"),
+        Error::Denied(message) | Error::Io(message) => message.clone(),
+    }
+}
+
+/// `16 MiB`, `64 KiB` or `100 bytes`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn io_error(path: &str, error: std::io::Error) -> Error {
@@ -138,6 +154,16 @@ mod tests {
         let bytes = read_file(path).unwrap();
         assert!(bytes.len() > 1 << 20, "{} bytes", bytes.len());
         assert_eq!(bytes, std::fs::read(path).unwrap());
+    }
+
+    #[test]
+    fn devices_and_files_over_the_bound_are_refused() {
+        assert!(matches!(read_regular_file("/dev/zero", 64 << 10), Err(Error::Io(m)) if m == "/dev/zero: not a regular file"));
+        let path = scratch_dir("bound").join("token");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        let path = path.to_str().unwrap();
+        assert_eq!(read_regular_file(path, 100).unwrap().len(), 100);
+        assert!(matches!(read_regular_file(path, 99), Err(Error::Io(m)) if m.ends_with("larger than 99 bytes")));
     }
 
     #[test]

@@ -12,7 +12,9 @@ impl Host for StoreState {
         if self.allow(Import::Log).is_err() {
             return Ok(());
         }
-        let message = truncate(&message);
+        let cut = truncate(&message);
+        // One call, one line: newlines and escapes from a check cannot forge others.
+        let message = crate::text::printable(&cut);
         let (check, instance) = (&*self.check, self.call.instance_id.as_str());
         match level {
             Level::Trace => tracing::trace!(target: "check", check, instance, "{message}"),

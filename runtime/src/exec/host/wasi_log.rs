@@ -46,7 +46,7 @@ impl LineWriter {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\n', '\r']);
-        tracing::info!(target: "check", check = &*self.target.check, stream = self.target.stream, "{text}");
+        tracing::info!(target: "check", check = &*self.target.check, stream = self.target.stream, "{}", crate::text::printable(&text));
         self.line.clear();
     }
 }

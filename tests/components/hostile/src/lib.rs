@@ -20,6 +20,8 @@ pub enum Instance {
     Flood,
     /// Allocate until something stops it.
     Alloc,
+    /// Grow linear memory by `mib` MiB (freed again, but a memory never shrinks), then succeed.
+    Grow { mib: usize },
     Panic { message: String },
     /// An HTTP GET with no timeout of its own: only the run's deadline can cut it.
     Http { url: String },
@@ -56,6 +58,10 @@ impl Check for Hostile {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            Instance::Grow { mib } => {
+                let block = vec![1u8; mib << 20];
+                std::hint::black_box(&block);
             }
             Instance::Panic { message } => panic!("{message}"),
             Instance::Http { url } => {
