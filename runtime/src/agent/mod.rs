@@ -104,9 +104,10 @@ impl Agent {
         let (tx, mut pods) = mpsc::channel(16);
         let name = listener.as_ref().map_or("none", Listener::name);
         self.discovery.lock().listener.name = name.to_string();
-        // Whether pods should keep coming: a listener that ends (it never returns but by
-        // panicking) leaves discovery dead, and its heartbeat stops so that `/live` fails.
+        // A listener that ends (it never returns but by panicking) leaves discovery dead: its
+        // heartbeat stops so that `/live` fails and the kubelet restarts the agent.
         let mut listening = listener.is_some();
+        let mut discovery_alive = true;
         match listener {
             Some(listener) => {
                 tracing::info!(listener = name, "discovering pods");
@@ -131,14 +132,14 @@ impl Agent {
                 event = pods.recv(), if listening => match event {
                     Some(event) => self.guarded("applying a pod snapshot", || self.apply(event)),
                     None => {
-                        listening = false;
+                        (listening, discovery_alive) = (false, false);
                         let message = format!("the {name} listener stopped; /live fails so that the agent is restarted");
                         tracing::error!("{message}");
                         self.discovery.lock().listener.last_error = Some(message);
                     }
                 },
                 Some(state) = store_rx.recv() => self.guarded("applying the config store's templates", || self.apply_store(state)),
-                _ = beat.tick(), if listening || name == "none" => self.discovery_beat.beat(),
+                _ = beat.tick(), if discovery_alive => self.discovery_beat.beat(),
                 _ = &mut shutdown => break,
             }
         }

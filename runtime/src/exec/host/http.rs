@@ -205,6 +205,23 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// A fresh self-signed certificate (PEM), from the openssl command.
+    fn certificate(dir: &std::path::Path, name: &str) -> Vec<u8> {
+        let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pem")));
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+            .args(["-subj", &format!("/CN={name}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(made.success());
+        std::fs::read(cert).unwrap()
+    }
+
     #[test]
     fn clients_are_shared_per_ca_content_and_bounded() {
         let clients = HttpClients::default();
@@ -215,9 +232,17 @@ mod tests {
         // Garbage is no CA bundle: an error naming the URL, and no client kept for it.
         let error = clients.get(true, true, Some(b"not a certificate"), url).map(|_| ()).unwrap_err();
         assert!(matches!(&error, Error::Tls(m) if m.starts_with(url)), "{error:?}");
-        for i in 0..(MAX_CLIENTS * 3) {
-            clients.get(i % 2 == 0, i % 3 == 0, None, url).unwrap();
-            assert!(clients.len() <= MAX_CLIENTS);
+        assert_eq!(clients.len(), 1);
+        // The same bundle (whatever path it was read from) shares one client.
+        let dir = crate::testing::scratch_dir("ca-bundles");
+        let first = certificate(&dir, "ca-0");
+        clients.get(true, true, Some(&first), url).unwrap();
+        clients.get(true, true, Some(&first.clone()), url).unwrap();
+        assert_eq!(clients.len(), 2);
+        // Many distinct bundles never hold more than the bound.
+        for i in 1..=MAX_CLIENTS + 4 {
+            clients.get(true, true, Some(&certificate(&dir, &format!("ca-{i}"))), url).unwrap();
+            assert!(clients.len() <= MAX_CLIENTS, "{} clients", clients.len());
         }
     }
 }
