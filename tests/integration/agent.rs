@@ -409,15 +409,48 @@ async fn a_spinning_check_neither_stalls_the_agent_nor_its_neighbours() {
     // runs below only happen if guest code yields; wait_for gives up after 40 s.
     let agent = RunningAgent::start(&[
         "--pods-file", path(&pods_file), "--conf-dir", path(&conf_d), "--checks-dir", path(&checks), "--call-timeout", "60",
+        "--check-interval", "1",
     ]);
-    let info = agent.wait_for("nginx runs twice while the loop spins", |i| all_ok_with_seven_metrics(i, 1)).await;
-    let hostile = info["checks"].as_array().unwrap().iter().find(|c| c["name"] == "hostile").expect("hostile is scheduled");
-    assert_eq!(hostile["instances"][0]["total_runs"], 0, "the spinning run is still in progress: {hostile}");
+    let hostile = |info: &Value| -> Value {
+        let checks = info["checks"].as_array().into_iter().flatten();
+        checks.filter(|c| c["name"] == "hostile").map(|c| c["instances"][0].clone()).next().unwrap_or(Value::Null)
+    };
+    // Scheduled, not paused, and no run of it has ended (an ended run, even a failed one, counts).
+    let spinning = |info: &Value| {
+        let h = hostile(info);
+        h["status"] == "PENDING" && h["total_runs"] == 0 && h["last_run"].is_null() && h["paused"] == false
+    };
+    let nginx_runs = |info: &Value| nginx_instances(info).first().and_then(|i| i["total_runs"].as_u64()).unwrap_or(0);
+    let first = agent
+        .wait_for("nginx has run and the loop is scheduled", |i| all_ok_with_seven_metrics(i, 1) && !hostile(i).is_null())
+        .await;
+    assert!(spinning(&first), "the loop's run has not ended: {}", hostile(&first));
+    let (runs, cpu, wall) = (nginx_runs(&first), cpu_time(agent.pid()), Instant::now());
+    // First runs start at once, so by the time nginx has run twice more (1 s interval) the loop's
+    // first run has started; it is still in progress if it has not ended then.
+    let later = agent.wait_for("nginx runs twice more while the loop spins", |i| nginx_runs(i) >= runs + 2).await;
+    assert!(spinning(&later), "the spinning run is still in progress: {}", hostile(&later));
+    assert!(all_ok_with_seven_metrics(&later, 1), "{later:#}");
+    // ... and it really spins: an idle agent running nginx once a second uses about 1% of a CPU;
+    // a spinning one as much as it is given (lower bound for a machine shared with builds).
+    let (cpu, wall) = (cpu_time(agent.pid()) - cpu, wall.elapsed());
+    assert!(cpu >= wall / 10, "the agent used {cpu:?} of CPU in {wall:?}: is the loop running?");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// User and system CPU time of a process so far (`/proc/<pid>/stat`, all its threads).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which ends at the last ')'): utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_cluster_the_kubelet_is_used_unless_it_does_not_answer() {
+    use adrt::agent::listener::{choose, detect};
     use adrt::config::{Config, Layer};
     let api = FakeApiServer::start(Vec::new()).await;
     let kubelet = FakeKubelet::start(Vec::new()).await;
@@ -428,16 +461,20 @@ async fn in_a_cluster_the_kubelet_is_used_unless_it_does_not_answer() {
         ..Layer::default()
     };
     let in_cluster = |layer| Config::resolve(layer, true, || None).unwrap();
-    let chosen = adrt::agent::listener::choose(&in_cluster(settings(kubelet.url()))).await.unwrap().unwrap();
-    assert_eq!(chosen.name(), "kubelet");
+    // Detection (no source named; the fakes' URLs stand in for the in-cluster defaults).
+    assert_eq!(detect(&in_cluster(settings(kubelet.url()))).await.unwrap().name(), "kubelet");
     let closed = format!("http://127.0.0.1:{}", crate::util::closed_port());
-    let chosen = adrt::agent::listener::choose(&in_cluster(settings(closed.clone()))).await.unwrap().unwrap();
-    assert_eq!(chosen.name(), "api", "the kubelet at {closed} does not answer");
-    // An explicit choice is kept, reachable or not; outside a cluster nothing is guessed.
-    let explicit = Layer { listener: Some(adrt::config::ListenerKind::Kubelet), ..settings(closed) };
-    assert_eq!(adrt::agent::listener::choose(&in_cluster(explicit)).await.unwrap().unwrap().name(), "kubelet");
-    let outside = Config::resolve(Layer::default(), false, || None).unwrap();
-    assert!(adrt::agent::listener::choose(&outside).await.unwrap().is_none());
+    assert_eq!(detect(&in_cluster(settings(closed.clone()))).await.unwrap().name(), "api", "the kubelet at {closed} does not answer");
+    // A named source is kept, reachable or not: --kubelet-url means the kubelet, in a cluster or not.
+    assert_eq!(choose(&in_cluster(settings(closed.clone()))).await.unwrap().unwrap().name(), "kubelet");
+    let explicit = Layer { listener: Some(adrt::config::ListenerKind::Api), ..settings(closed.clone()) };
+    assert_eq!(choose(&in_cluster(explicit)).await.unwrap().unwrap().name(), "api");
+    let outside = |layer| Config::resolve(layer, false, || None).unwrap();
+    assert_eq!(choose(&outside(settings(closed))).await.unwrap().unwrap().name(), "kubelet");
+    let api_only = Layer { api_server: Some(api.url()), node_name: Some("node-1".into()), ..Layer::default() };
+    assert_eq!(choose(&outside(api_only)).await.unwrap().unwrap().name(), "api");
+    // Outside a cluster with no source named, nothing is guessed.
+    assert!(choose(&outside(Layer::default())).await.unwrap().is_none());
 }
 
 /// The examples in deploy/ are what the README tells people to run: they must resolve.

@@ -32,17 +32,26 @@ impl Neighbour {
 }
 
 /// Runs the hostile check once in `mode` on a fresh instance, then checks the neighbour.
+/// Returns the run's error, its duration, and whether the instance is still usable — checked
+/// against what it does: a usable instance runs again, a trapped one refuses (`Poisoned`).
 async fn hostile_run(engine: &CheckEngine, neighbour: &mut Neighbour, instance: serde_json::Value) -> (Option<RunError>, Duration, bool) {
     let loaded = engine.load(&test_checks_dir(), "hostile").unwrap();
     let mut live = LiveInstance::start(engine, &loaded, "{}").await.unwrap();
     let started = Instant::now();
     let outcome = live.run("hostile:1", &instance.to_string()).await;
     let elapsed = started.elapsed();
+    let usable = live.is_usable();
+    let again = live.run("hostile:1", r#"{"mode":"ok"}"#).await.error;
+    if usable {
+        assert_eq!(again, None, "a usable instance runs again");
+    } else {
+        assert_eq!(again, Some(RunError::Poisoned), "a trapped instance is not run again");
+    }
     neighbour.still_works().await;
     // A fresh instance of the same check works again.
     let mut fresh = LiveInstance::start(engine, &loaded, "{}").await.unwrap();
     assert_eq!(fresh.run("hostile:2", r#"{"mode":"ok"}"#).await.error, None);
-    (outcome.error, elapsed, live.is_usable())
+    (outcome.error, elapsed, usable)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,30 +89,32 @@ async fn unbounded_allocation_hits_the_memory_limit() {
         Some(RunError::Memory(message)) => assert!(message.contains("memory limit of 64 MiB exceeded"), "{message}"),
         other => panic!("expected the memory limit, got {other:?}"),
     }
-    assert!(!usable);
+    assert!(!usable, "an instance stopped at its memory limit is not reused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_is_reported_with_its_message() {
     let engine = engine(DEADLINE);
     let mut neighbour = Neighbour::start(&engine).await;
-    let (error, _, _) =
+    let (error, _, usable) =
         hostile_run(&engine, &mut neighbour, serde_json::json!({"mode": "panic", "message": "boom: the sky fell"})).await;
     match error {
         Some(RunError::Panic(message)) => assert!(message.contains("boom: the sky fell"), "{message}"),
         other => panic!("expected a panic, got {other:?}"),
     }
+    assert!(!usable, "a panic traps: the instance is not reused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_submissions_is_stopped() {
     let engine = engine(Duration::from_secs(10));
     let mut neighbour = Neighbour::start(&engine).await;
-    let (error, _, _) = hostile_run(&engine, &mut neighbour, serde_json::json!({"mode": "flood"})).await;
+    let (error, _, usable) = hostile_run(&engine, &mut neighbour, serde_json::json!({"mode": "flood"})).await;
     match error {
         Some(RunError::Trap(message)) => assert!(message.contains("more than 200000 submissions"), "{message}"),
         other => panic!("expected the submission limit, got {other:?}"),
     }
+    assert!(!usable, "a trapped instance is not reused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

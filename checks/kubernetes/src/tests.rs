@@ -85,9 +85,38 @@ fn has_running_container(pod: &Value) -> bool {
     statuses.into_iter().flatten().any(|c| c["state"].get("running").is_some())
 }
 
+/// Every series of a run, in a comparable form: (name, kind, value bits, tags, hostname).
+fn series(host: &MockHost) -> Vec<(String, String, u64, Vec<String>, Option<String>)> {
+    let mut all: Vec<_> = host
+        .metrics
+        .iter()
+        .map(|m| (m.name.clone(), format!("{:?}", m.kind), m.value.to_bits(), m.tags.clone(), m.hostname.clone()))
+        .collect();
+    all.sort();
+    all
+}
+
 #[test]
-fn fixtures_are_found_and_the_summary_has_crlf_line_endings() {
-    assert!(fixture("stats_summary.json").windows(2).any(|w| w == b"\r\n"));
+fn a_summary_with_crlf_line_endings_gives_the_same_series_as_with_lf() {
+    let crlf = fixture("stats_summary.json");
+    // The kubelet fixture really has CRLF line endings (SOURCE.md), else this test proves nothing.
+    assert!(crlf.windows(2).any(|w| w == b"\r\n"), "stats_summary.json lost its CRLF line endings");
+    let lf: Vec<u8> = crlf.iter().copied().filter(|&b| b != b'\r').collect();
+    assert!(!lf.contains(&b'\r'));
+    let run_with = |summary: &[u8]| {
+        let mut host = agent_host();
+        serve(&mut host, BASE, &fixture("pods.json"), summary);
+        run(&mut host, json!({})).unwrap();
+        host
+    };
+    let (with_crlf, with_lf) = (run_with(&crlf), run_with(&lf));
+    assert_eq!(series(&with_crlf), series(&with_lf));
+    // ... and those series include the summary's: the CRLF body was decoded, not skipped.
+    let summary = json_fixture("stats_summary.json");
+    let fs = &summary["node"]["fs"];
+    let pct = fs["usedBytes"].as_f64().unwrap() / fs["capacityBytes"].as_f64().unwrap();
+    assert_eq!(with_crlf.metric_value("kubernetes.node.filesystem.usage_pct", &[]), Some(pct));
+    assert!(with_crlf.metrics.iter().any(|m| m.name == "kubernetes.cpu.usage.total"), "no container usage series");
 }
 
 #[test]

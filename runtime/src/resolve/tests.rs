@@ -849,8 +849,9 @@ fn kubelet_fixture_exclude_annotations() {
     assert!(!tags_of("pi-kff76", "pi").iter().any(|t| t.starts_with("kube_cronjob:")));
 }
 
+/// Malformed keys and values: nothing panics, and what comes out is consistent.
 #[test]
-fn no_input_panics() {
+fn malformed_keys_and_values_neither_panic_nor_pass_unnoticed() {
     let suffixes =
         ["checks", "check_names", "init_configs", "instances", "tags", "check.id", "exclude", "logs", "ignore_autodiscovery_tags"];
     let values = [
@@ -883,11 +884,59 @@ fn no_input_panics() {
                         r#"{"redisdb": {"instances": [{"h": "%%host_x%%", "p": "%%port_%%", "e": "%%env_%%"}]}}"#,
                     ),
                 ]);
-                p.metadata.annotations.insert(format!("{prefix}{suffix}"), value.into());
-                discover(&p, &files);
+                let key = format!("{prefix}{suffix}");
+                p.metadata.annotations.insert(key.clone(), value.into());
+                let case = format!("`{key}` = {value:?}");
+                let named = |found: &PodConfigs, key: &str, severity: Option<Severity>| {
+                    found.problems.iter().any(|p| p.message.contains(key) && severity.is_none_or(|s| p.severity == s))
+                };
+
+                let found = discover(&p, &files);
+                for r in &found.resolved {
+                    assert!(known(&r.check) && !r.id.is_empty(), "{case}: {r:?}");
+                    let source = (r.source.namespace.as_str(), r.source.pod.as_str(), r.source.pod_uid.as_str());
+                    assert_eq!(source, ("shop", "web-7c5ddbdf54-x2x4z", "uid-1"), "{case}: {r:?}");
+                    assert!(["web", "init"].contains(&r.source.container.as_str()), "{case}: {r:?}");
+                }
+                // `exclude` / `metrics_exclude` set to "1" (the one true value here) drops the
+                // pod's, or the container's, checks.
+                let excludes = |scope: &str| {
+                    value == "1" && [format!("ad.datadoghq.com/{scope}exclude"), format!("ad.datadoghq.com/{scope}metrics_exclude")].contains(&key)
+                };
+                if excludes("") {
+                    assert!(found.resolved.is_empty() && found.unresolved.is_empty(), "{case}: {found:?}");
+                } else {
+                    // The sidecar's template cannot resolve (`%%host_x%%`, `%%port_%%`, `%%env_%%`):
+                    // it is listed with its reason, whatever else the pod says.
+                    let sidecar = found.unresolved.iter().find(|u| u.source.container == "sidecar" && u.check == "redisdb");
+                    assert!(sidecar.is_some_and(|u| !u.reason.is_empty()), "{case}: {:?}", found.unresolved);
+                }
+                if excludes("web.") {
+                    assert!(!found.resolved.iter().any(|r| r.source.container == "web"), "{case}: {:?}", found.resolved);
+                }
+                for problem in &found.problems {
+                    assert!(problem.entity.starts_with("pod shop/web-7c5ddbdf54-x2x4z"), "{case}: {problem:?}");
+                    assert!(!problem.message.is_empty(), "{case}");
+                }
+                // A config annotation of a real container that is not JSON is an error naming it.
+                // (The legacy prefix has no `checks`: that key is unknown, below.)
+                let legacy_checks = prefix.starts_with("service-discovery.") && suffix == "checks";
+                let config_key = ["checks", "check_names", "init_configs", "instances"].contains(&suffix) && !legacy_checks;
+                let of_web = prefix.ends_with("/web.");
+                if of_web && config_key && serde_json::from_str::<Value>(value).is_err() {
+                    assert!(named(&found, &key, Some(Severity::Error)), "{case}: {:?}", found.problems);
+                }
+                // A key that names no container, or no known key, is shown.
+                if prefix == "ad.datadoghq.com/web" || prefix == "ad.datadoghq.com/." || legacy_checks {
+                    assert!(named(&found, &key, None), "{case}: {:?}", found.problems);
+                }
+
+                // Without containers nothing resolves, and the sidecar's annotation is shown.
                 p.spec.containers.clear();
                 p.metadata.owner_references[0].name = "-".into();
-                discover(&p, &files);
+                let found = discover(&p, &files);
+                assert!(found.resolved.is_empty(), "{case}: {:?}", found.resolved);
+                assert!(named(&found, "ad.datadoghq.com/sidecar.checks", Some(Severity::Error)), "{case}: {:?}", found.problems);
             }
         }
     }
