@@ -49,8 +49,9 @@ pub enum ListenerKind {
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
-    /// Pod source; default: `file` with --pods-file, else the kubelet in a cluster (the API watch
-    /// when the kubelet is unreachable), else none.
+    /// Pod source; default: `file` with --pods-file, else `kubelet` with --kubelet-url, else `api`
+    /// with --api-server, else the kubelet in a cluster (the API watch when the kubelet is
+    /// unreachable), else none.
     #[arg(long, value_enum)]
     pub listener: Option<ListenerKind>,
     /// Pods file for the `file` listener (e.g. `kubectl get pods -o yaml` output).
