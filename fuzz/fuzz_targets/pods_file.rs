@@ -2,7 +2,8 @@
 //! starting with `{` or `[`) and its YAML branch (everything else, several documents). Every pod
 //! it returns then goes through discovery, as the pods-file listener's pods do.
 //!
-//! Seeds in `fuzz/corpus/pods_file`, tokens in `fuzz/dicts/pods_file.dict`.
+//! Seeds in `fuzz/corpus/pods_file` (`kubelet-*.json` and `list.json` are trimmed from
+//! `tests/fixtures/kubelet`, see its SOURCE.md), tokens in `fuzz/dicts/pods_file.dict`.
 
 #![no_main]
 

@@ -30,6 +30,8 @@ pub async fn section(args: &EngineArgs, measure_for: Duration, table: &mut Table
     command.arg("run").arg("--pods-file").arg(&pods_file).arg("--conf-dir").arg(dir.join("conf.d"));
     command.args(["--check-interval", &INTERVAL.as_secs().to_string(), "--status-addr", &status_addr.to_string()]);
     command.args(["--health-addr", &free_addr()?.to_string()]);
+    // One namespace holds every pod here, more than a real node's (110 pods at most by default).
+    command.args(["--max-instances-per-namespace", &(PODS * INSTANCES_PER_POD).to_string()]);
     command.arg("--checks-dir").arg(args.checks_dir());
     if let Some(cache) = &args.cache_dir {
         command.arg("--cache-dir").arg(cache);
