@@ -191,17 +191,7 @@ async fn one_namespace_with_many_init_configs_cannot_take_every_instance_slot() 
 
 /// An "attacker": nginx over TLS that logs the `Authorization` header of every request.
 fn attacker(ip: &str, dir: &Path) -> (LocalNginx, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=attacker"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(made.success());
+    let (cert, key) = adrt::testing::self_signed_certificate(dir, "attacker");
     let log = dir.join("authorization.log");
     let nginx = LocalNginx::start_with(ip, |addr, _| {
         format!(

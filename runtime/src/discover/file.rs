@@ -157,6 +157,9 @@ fn parse_json(path: &Path, text: &str) -> Result<Vec<Pod>, DiscoverError> {
         message: e.to_string(),
     };
     let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
+    if !value.is_object() {
+        return Err(not_an_object(path));
+    }
     let kind = value.get("kind").and_then(|k| k.as_str());
     // Typed deserialization goes back to the text so type errors carry line and column too.
     match shape(kind, value.get("items").is_some()) {
@@ -218,6 +221,9 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Vec<Pod>, DiscoverError> {
         if value.is_null() {
             continue; // an empty document: a leading or trailing `---`
         }
+        if !value.is_object() {
+            return Err(not_an_object(path));
+        }
         let kind = value.get("kind").and_then(|k| k.as_str());
         match shape(kind, value.get("items").is_some()) {
             Shape::Pod => pods.push(Pod::deserialize(nth_document(text, index)).map_err(yaml_error)?),
@@ -229,6 +235,12 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Vec<Pod>, DiscoverError> {
         }
     }
     Ok(pods)
+}
+
+/// serde reads a struct from a sequence too (fields in order): a top-level list is no pod.
+fn not_an_object(path: &Path) -> DiscoverError {
+    let message = "a document is not an object (a Pod, a PodList or a List)".to_string();
+    DiscoverError::Parse { path: path.to_path_buf(), at: None, message }
 }
 
 /// Document `index` of `text` again, for typed deserialization with positions (serde_yaml's
@@ -304,6 +316,14 @@ mod tests {
         assert!(!flow_nesting_exceeds(&format!("a: \"{open}\"\nb: '{open}'\nc: \"\\\" {open}\"\n"), 10));
         assert!(flow_nesting_exceeds(&format!("a: \"x\" {}", "[".repeat(11)), 10));
         assert!(!flow_nesting_exceeds(&"[]".repeat(5000), 10));
+    }
+
+    #[test]
+    fn a_top_level_list_or_scalar_is_no_pod() {
+        for text in ["[]", "[{\"name\": \"x\", \"namespace\": \"y\"}]", "- name: x\n", "just text\n", "kind: Pod\n---\n[1]\n"] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.ends_with("a document is not an object (a Pod, a PodList or a List)"), "{text:?}: {err}");
+        }
     }
 
     #[test]

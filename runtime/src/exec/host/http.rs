@@ -205,21 +205,8 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
-    /// A fresh self-signed certificate (PEM), from the openssl command.
     fn certificate(dir: &std::path::Path, name: &str) -> Vec<u8> {
-        let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pem")));
-        let made = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-            .args(["-subj", &format!("/CN={name}")])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(made.success());
-        std::fs::read(cert).unwrap()
+        std::fs::read(crate::testing::self_signed_certificate(dir, name).0).unwrap()
     }
 
     #[test]
