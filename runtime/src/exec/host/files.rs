@@ -89,14 +89,6 @@ pub fn list_dir(path: &str) -> Result<Vec<DirEntry>, Error> {
     Ok(entries)
 }
 
-/// A read error as a message that starts with the path.
-pub fn describe(error: &Error) -> String {
-    match error {
-        Error::NotFound(path) => format!("{path}: no such file"),
-        Error::Denied(message) | Error::Io(message) => message.clone(),
-    }
-}
-
 /// `16 MiB`, `64 KiB` or `100 bytes`.
 fn size(bytes: u64) -> String {
     match bytes {

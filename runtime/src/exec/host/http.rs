@@ -11,7 +11,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
-use super::files::read_regular_file;
 use crate::exec::bindings::adrt::check::http::{Auth, Error, Host, Request, Response};
 use crate::exec::policy::Import;
 use crate::exec::store::StoreState;
@@ -80,11 +79,13 @@ impl HttpClients {
 /// Reads a credential file off the runtime thread; errors name the URL and the file, never
 /// its content.
 async fn read_credential(url: &str, what: &str, path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
-    let owned = path.to_string();
-    let read = tokio::task::spawn_blocking(move || read_regular_file(&owned, max_bytes)).await;
+    let owned = std::path::PathBuf::from(path);
+    // The leaf reader, not the checks' `files.read`: that one keeps a per-thread scratch buffer
+    // for procfs, which blocking-pool threads have no use for.
+    let read = tokio::task::spawn_blocking(move || crate::regular_file::read(&owned, max_bytes)).await;
     match read {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(Error::InvalidRequest(format!("{url}: {what} {}", super::files::describe(&e)))),
+        Ok(Err(e)) => Err(Error::InvalidRequest(format!("{url}: {what} {path}: {e}"))),
         Err(e) => Err(Error::Other(format!("{url}: reading {what} {path}: {e}"))),
     }
 }
