@@ -1,266 +1,30 @@
-//! Builds every check into a WebAssembly component, next to the host.
+//! Builds every check under `checks/` into a WebAssembly component, `target/checks.d/<name>.wasm`,
+//! next to the host (see `build/guest.rs` for the toolchain). The test components are the test
+//! kit's to build (`tests/kit/build.rs`), so a release build makes none of them.
 //!
-//! `cargo build` at the root builds the host and, through this script, the check crates under
-//! `checks/` (into `target/checks.d/<name>.wasm`) and the test components under
-//! `tests/components/` (into `target/test-checks.d/`). The checks are compiled by a nested
-//! cargo with its own target dir (`target/guest`), so it neither waits on the outer build's
-//! lock nor rebuilds the host.
+//! Nothing of this build's machine is compiled into the host: the binary finds `checks.d` from
+//! its own location at run time (`config::paths`).
 //!
-//! The wasm32 toolchain is detected, never downloaded:
-//! 1. a rustup toolchain with the `wasm32-unknown-unknown` target installed;
-//! 2. Debian's `rustc-web` + `cargo-web` + `rust-web-src` + `lld-19`, building std from source
-//!    (`-Zbuild-std`);
-//! 3. otherwise the build fails and says what to install.
-//!
-//! `ADRT_SKIP_GUEST_BUILD=1` skips the checks: the host still compiles (with the same
-//! `ADRT_BUILD_*` directories, which nothing fills) for builds that run no check — the fuzz
-//! targets of `fuzz/` (`scripts/fuzz`), whose instrumented build would otherwise build every
-//! check again in its own target dir.
+//! `ADRT_SKIP_GUEST_BUILD=1` skips the checks, for builds that run no check — the fuzz targets
+//! of `fuzz/` (`scripts/fuzz`), whose instrumented build would otherwise build every check
+//! again in its own target dir.
+
+#[path = "build/guest.rs"]
+mod guest;
 
 use std::env;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
-/// Linear-memory stack of a check; the default 1 MiB would count against every instance's
-/// memory limit.
-const GUEST_STACK_BYTES: u32 = 256 * 1024;
-/// Debian's toolchain must be new enough for edition 2024 and our wit-bindgen.
-const MIN_DEBIAN_RUSTC: (u32, u32) = (1, 85);
+use std::path::PathBuf;
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
-    for watched in ["checks", "tests/components", "wit", "Cargo.lock", "Cargo.toml"] {
+    for watched in ["checks", "wit", "Cargo.lock", "Cargo.toml", "runtime/build"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=ADRT_GUEST_TOOLCHAIN");
     println!("cargo:rerun-if-env-changed=ADRT_SKIP_GUEST_BUILD");
-
-    let target_dir = cargo_target_dir();
-    let checks_out = target_dir.join("checks.d");
-    let test_checks_out = target_dir.join("test-checks.d");
-    println!("cargo:rustc-env=ADRT_BUILD_CHECKS_DIR={}", checks_out.display());
-    println!("cargo:rustc-env=ADRT_BUILD_TEST_CHECKS_DIR={}", test_checks_out.display());
     if env::var_os("ADRT_SKIP_GUEST_BUILD").is_some_and(|v| v == "1") {
         return;
     }
-
-    let checks = guest_crates(&root.join("checks"), &["sdk"]);
-    let test_components = guest_crates(&root.join("tests/components"), &[]);
-    let toolchain = Toolchain::detect().unwrap_or_else(|message| fail(&message));
-
-    let guest_target_dir = target_dir.join("guest");
-    let all: Vec<&Guest> = checks.iter().chain(&test_components).collect();
-    toolchain.build(&root, &guest_target_dir, &all);
-
-    let built = guest_target_dir.join(WASM_TARGET).join("guest");
-    componentize_all(&checks, &built, &checks_out);
-    componentize_all(&test_components, &built, &test_checks_out);
-    build_wasi_test_component(&root, &test_checks_out);
-}
-
-/// A guest crate: its package name and the name of the component it becomes.
-struct Guest {
-    package: String,
-    name: String,
-}
-
-/// Every crate directly below `dir` (a folder with a Cargo.toml), except `skip`.
-fn guest_crates(dir: &Path, skip: &[&str]) -> Vec<Guest> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut guests: Vec<Guest> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            if skip.contains(&name.as_str()) {
-                return None;
-            }
-            let manifest = fs::read_to_string(p.join("Cargo.toml")).ok()?;
-            let package = manifest
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_string()))?;
-            Some(Guest { package, name })
-        })
-        .collect();
-    guests.sort_by(|a, b| a.name.cmp(&b.name));
-    guests
-}
-
-/// The target dir of the outer build: the ancestor of OUT_DIR that cargo tagged.
-fn cargo_target_dir() -> PathBuf {
-    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    out_dir
-        .ancestors()
-        .find(|p| p.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| fail(&format!("cannot find cargo's target dir above {}", out_dir.display())))
-}
-
-enum Toolchain {
-    /// rustup with the wasm32 target installed: the outer cargo and rustc.
-    Rustup { cargo: String, rustc: String },
-    /// Debian's web toolchain, std built from source.
-    Debian { linker: String },
-}
-
-impl Toolchain {
-    fn detect() -> Result<Toolchain, String> {
-        let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let forced = env::var("ADRT_GUEST_TOOLCHAIN").ok();
-        if forced.as_deref() != Some("debian") && rustup_has_wasm_target(&rustc) {
-            return Ok(Toolchain::Rustup { cargo, rustc });
-        }
-        if forced.as_deref() == Some("rustup") {
-            return Err(format!("ADRT_GUEST_TOOLCHAIN=rustup but {rustc} has no {WASM_TARGET} standard library"));
-        }
-        match debian_toolchain() {
-            Ok(linker) => Ok(Toolchain::Debian { linker }),
-            Err(why) => Err(format!(
-                "no WebAssembly toolchain to build the checks: {rustc} has no {WASM_TARGET} target, and \
-                 Debian's web toolchain is unusable ({why}).\nInstall one of:\n  \
-                 rustup target add {WASM_TARGET}\n  \
-                 apt-get install rustc-web cargo-web rust-web-src lld-19"
-            )),
-        }
-    }
-
-    fn build(&self, root: &Path, target_dir: &Path, guests: &[&Guest]) {
-        let mut rustflags = format!("-C link-arg=-zstack-size={GUEST_STACK_BYTES}");
-        let mut cmd = match self {
-            Toolchain::Rustup { cargo, rustc } => {
-                let mut cmd = clean_command(cargo);
-                cmd.env("RUSTC", rustc);
-                cmd
-            }
-            Toolchain::Debian { linker } => {
-                rustflags = format!("-C linker={linker} {rustflags}");
-                let mut cmd = clean_command("/usr/bin/cargo");
-                cmd.env("RUSTC", "/usr/bin/rustc").env("RUSTC_BOOTSTRAP", "1");
-                cmd.arg("-Zbuild-std=std,panic_abort");
-                cmd
-            }
-        };
-        cmd.arg("build")
-            .args(["--profile", "guest", "--target", WASM_TARGET])
-            .arg("--manifest-path")
-            .arg(root.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .env("RUSTFLAGS", rustflags);
-        for guest in guests {
-            cmd.args(["-p", &guest.package]);
-        }
-        let output = cmd.output().unwrap_or_else(|e| fail(&format!("cannot run cargo for the checks: {e}")));
-        if !output.status.success() {
-            fail(&format!("building the checks failed:\n{}", String::from_utf8_lossy(&output.stderr)));
-        }
-    }
-}
-
-/// A command with none of the outer build's cargo/rustc settings, which are for the host.
-fn clean_command(program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    for (key, _) in env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        let keep = ["CARGO_HOME", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"]
-            .iter()
-            .any(|p| key.starts_with(p));
-        if (key.starts_with("CARGO") && !keep) || key.starts_with("RUSTC") || key.starts_with("RUSTFLAGS") || key.starts_with("RUSTDOC") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn rustup_has_wasm_target(rustc: &str) -> bool {
-    let Ok(out) = Command::new(rustc).args(["--print", "target-libdir", "--target", WASM_TARGET]).output() else {
-        return false;
-    };
-    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    fs::read_dir(libdir)
-        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
-        .unwrap_or(false)
-}
-
-/// Checks Debian's toolchain and returns the wasm linker to use.
-fn debian_toolchain() -> Result<String, String> {
-    let version = Command::new("/usr/bin/rustc")
-        .arg("--version")
-        .output()
-        .map_err(|_| "no /usr/bin/rustc".to_string())?;
-    let version = String::from_utf8_lossy(&version.stdout).to_string();
-    let numbers: Vec<u32> =
-        version.split_whitespace().nth(1).unwrap_or("").split('.').filter_map(|n| n.parse().ok()).collect();
-    if numbers.len() < 2 || (numbers[0], numbers[1]) < MIN_DEBIAN_RUSTC {
-        return Err(format!("/usr/bin/rustc is {}, need {}.{}+", version.trim(), MIN_DEBIAN_RUSTC.0, MIN_DEBIAN_RUSTC.1));
-    }
-    if !Path::new("/usr/bin/cargo").is_file() {
-        return Err("no /usr/bin/cargo (package cargo-web)".into());
-    }
-    let sysroot = Command::new("/usr/bin/rustc").args(["--print", "sysroot"]).output().map_err(|e| e.to_string())?;
-    let library = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim()).join("lib/rustlib/src/rust/library/std");
-    if !library.is_dir() {
-        return Err(format!("no std sources at {} (package rust-web-src)", library.display()));
-    }
-    ["wasm-ld-19", "wasm-ld"]
-        .into_iter()
-        .find(|linker| Command::new(linker).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .map(str::to_string)
-        .ok_or_else(|| "no wasm-ld-19 or wasm-ld on PATH (package lld-19)".into())
-}
-
-fn componentize_all(guests: &[Guest], built: &Path, out_dir: &Path) {
-    fs::create_dir_all(out_dir).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out_dir.display())));
-    for guest in guests {
-        let module_path = built.join(format!("{}.wasm", guest.package.replace('-', "_")));
-        let module = fs::read(&module_path).unwrap_or_else(|e| fail(&format!("{}: {e}", module_path.display())));
-        let component = wit_component::ComponentEncoder::default()
-            .module(&module)
-            .and_then(|encoder| encoder.validate(true).encode())
-            .unwrap_or_else(|e| fail(&format!("turning {} into a component: {e:#}", guest.package)));
-        write_if_changed(&out_dir.join(format!("{}.wasm", guest.name)), &component);
-    }
-}
-
-/// A check that imports WASI: a core module in WAT (the Rust WASI std cannot be built here)
-/// plus the preview1 adapter. It prints a line to stdout on every run.
-fn build_wasi_test_component(root: &Path, out_dir: &Path) {
-    let wat = root.join("tests/components/wasi-hello.wat");
-    println!("cargo:rerun-if-changed={}", wat.display());
-    let mut module = wat::parse_file(&wat).unwrap_or_else(|e| fail(&format!("{}: {e}", wat.display())));
-    let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve.push_dir(root.join("wit")).unwrap_or_else(|e| fail(&format!("wit/: {e:#}")));
-    let world = resolve.select_world(&[package], Some("check")).unwrap_or_else(|e| fail(&format!("{e:#}")));
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
-        .unwrap_or_else(|e| fail(&format!("{e:#}")));
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .and_then(|encoder| {
-            encoder
-                .adapter(
-                    "wasi_snapshot_preview1",
-                    wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-                )?
-                .validate(true)
-                .encode()
-        })
-        .unwrap_or_else(|e| fail(&format!("turning wasi-hello.wat into a component: {e:#}")));
-    write_if_changed(&out_dir.join("wasi-hello.wasm"), &component);
-}
-
-/// Leaves an unchanged component untouched, so a no-op build rewrites nothing.
-fn write_if_changed(path: &Path, bytes: &[u8]) {
-    if fs::read(path).is_ok_and(|old| old == bytes) {
-        return;
-    }
-    fs::write(path, bytes).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    panic!("{message}");
+    let out = guest::cargo_target_dir().join("checks.d");
+    guest::build_components(&root, &root.join("checks"), &["sdk"], &out);
 }

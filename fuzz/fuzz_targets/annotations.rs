@@ -21,7 +21,7 @@
 
 use std::sync::OnceLock;
 
-use adrt::confd::FileConfig;
+use adrt::model::{CheckTemplate, Provider};
 use adrt::pod::{Container, ContainerPort, ContainerStatus, OwnerReference, Pod, PodCondition, PodIp};
 use adrt::resolve::{DiscoveryContext, Limits, discover_pod};
 use libfuzzer_sys::fuzz_target;
@@ -202,23 +202,21 @@ fn container(name: &str, image: &str, ports: &str) -> Container {
 
 /// conf.d templates matching the pod's images (and a `check.id` of `custom`), one with template
 /// variables in its init_config.
-fn file_templates() -> Vec<FileConfig> {
+fn file_templates() -> Vec<CheckTemplate> {
     vec![
-        FileConfig {
+        CheckTemplate {
             check: "nginx".into(),
-            path: "/etc/adrt/conf.d/nginx.d/auto_conf.yaml".into(),
+            provider: Provider::File { path: "/etc/adrt/conf.d/nginx.d/auto_conf.yaml".into() },
             init_config: json!({}),
             instances: vec![json!({"nginx_status_url": "http://%%host%%:%%port%%/nginx_status"})],
             ad_identifiers: vec!["nginx".into(), "custom".into()],
-            store: None,
         },
-        FileConfig {
+        CheckTemplate {
             check: "redisdb".into(),
-            path: "/datadog/check_configs/redis".into(),
+            provider: Provider::Etcd { url: "http://127.0.0.1:2379".into(), key: "/datadog/check_configs/redis".into() },
             init_config: json!({"host": "%%host%%"}),
             instances: vec![json!({"host": "%%host%%", "port": "%%port_0%%"}), json!({"host": "%%host_pod%%", "port": 6380})],
             ad_identifiers: vec!["docker.io/library/redis".into(), "redis".into()],
-            store: Some("http://127.0.0.1:2379".into()),
         },
     ]
 }

@@ -5,58 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::resolve::{Problem, Severity};
-use crate::text;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FileConfig {
-    pub check: String,
-    pub path: PathBuf,
-    /// An object; `{}` when absent.
-    pub init_config: Value,
-    /// JSON objects.
-    pub instances: Vec<Value>,
-    /// Empty: a static config, scheduled once. Otherwise a template for matching containers.
-    pub ad_identifiers: Vec<String>,
-    /// Set for a template read from the config store (its URL); `path` is then the store key.
-    pub store: Option<String>,
-}
-
-impl FileConfig {
-    /// Where the config came from, for `adrt configcheck`: `file conf.d/nginx.yaml` or
-    /// `etcd http://127.0.0.1:2379 /datadog/check_configs/nginx`.
-    pub fn provider(&self) -> String {
-        match &self.store {
-            Some(url) => format!("etcd {url} {}", self.path.display()),
-            None => format!("file {}", self.display_path()),
-        }
-    }
-
-    /// Where the config came from, in full, for problems.
-    pub fn origin(&self) -> String {
-        match &self.store {
-            Some(_) => self.provider(),
-            None => format!("file {}", self.path.display()),
-        }
-    }
-
-    /// The path from the conf.d directory on: `conf.d/nginx.yaml`, `conf.d/nginx.d/conf.yaml`.
-    pub fn display_path(&self) -> String {
-        let in_check_dir =
-            self.path.parent().and_then(Path::file_name).is_some_and(|d| d.to_str() == Some(format!("{}.d", self.check).as_str()));
-        let depth = if in_check_dir { 3 } else { 2 };
-        let parts: Vec<String> = self.path.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-        parts[parts.len().saturating_sub(depth)..].join("/")
-    }
-}
+use crate::model::{CheckTemplate, Entity, Problem, Provider, Severity};
 
 const KEYS: &[&str] = &["init_config", "instances", "ad_identifiers", "logs"];
 
 /// Every config under `dir`, sorted by path. A missing directory is no config and no problem.
-pub fn load_dir(dir: &Path) -> (Vec<FileConfig>, Vec<Problem>) {
+pub fn load_dir(dir: &Path) -> (Vec<CheckTemplate>, Vec<Problem>) {
     let mut configs = Vec::new();
     let mut problems = Vec::new();
     let entries = match sorted_entries(dir) {
@@ -105,10 +61,10 @@ fn is_yaml(path: &Path) -> bool {
 
 /// Messages quote keys and values of the file (or a store template): bounded.
 fn file_problem(path: &Path, severity: Severity, message: String) -> Problem {
-    Problem { entity: format!("file {}", path.display()), severity, message: text::bounded(message) }
+    Problem::new(Entity::File(path.to_path_buf()), severity, message)
 }
 
-fn load_file(check: &str, path: &Path, configs: &mut Vec<FileConfig>, problems: &mut Vec<Problem>) {
+fn load_file(check: &str, path: &Path, configs: &mut Vec<CheckTemplate>, problems: &mut Vec<Problem>) {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let (config, found) = parse_file(check, path, &text);
@@ -120,7 +76,7 @@ fn load_file(check: &str, path: &Path, configs: &mut Vec<FileConfig>, problems: 
 }
 
 /// One file's config (`None` when unusable) and its problems.
-pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<FileConfig>, Vec<Problem>) {
+pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<CheckTemplate>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut report = |severity, message: String| problems.push(file_problem(path, severity, message));
     let doc: Value = match serde_yaml::from_str(text) {
@@ -189,14 +145,20 @@ pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<FileConfig>, 
     if instances.is_empty() && !map.contains_key("logs") {
         report(Severity::Warning, "no instances: nothing to schedule".to_string());
     }
-    let config = FileConfig { check: check.to_string(), path: path.to_path_buf(), init_config, instances, ad_identifiers, store: None };
+    let config = CheckTemplate {
+        check: check.to_string(),
+        provider: Provider::File { path: path.to_path_buf() },
+        init_config,
+        instances,
+        ad_identifiers,
+    };
     (Some(config), problems)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::scratch_dir;
+    use adrt_testkit::scratch_dir;
 
     #[test]
     fn loads_the_datadog_layout() {
@@ -219,20 +181,20 @@ mod tests {
 
         let (configs, problems) = load_dir(&dir);
         let summary: Vec<(&str, String, usize, &[String])> =
-            configs.iter().map(|c| (c.check.as_str(), c.display_path(), c.instances.len(), c.ad_identifiers.as_slice())).collect();
+            configs.iter().map(|c| (c.check.as_str(), c.provider_name(), c.instances.len(), c.ad_identifiers.as_slice())).collect();
         assert_eq!(
             summary,
             vec![
-                ("http_check", "conf.d/http_check.yml".to_string(), 2, &[][..]),
-                ("nginx", "conf.d/nginx.yaml".to_string(), 1, &["nginx".to_string()][..]),
-                ("redisdb", "conf.d/redisdb.d/conf.yaml".to_string(), 1, &[][..]),
+                ("http_check", "file conf.d/http_check.yml".to_string(), 2, &[][..]),
+                ("nginx", "file conf.d/nginx.yaml".to_string(), 1, &["nginx".to_string()][..]),
+                ("redisdb", "file conf.d/redisdb.d/conf.yaml".to_string(), 1, &[][..]),
             ]
         );
         assert_eq!(configs[1].init_config, serde_json::json!({}));
         assert_eq!(problems.len(), 2, "{problems:#?}");
-        assert!(problems[0].entity.ends_with("conf.d/broken.yaml") && problems[0].message.contains("line"), "{problems:#?}");
+        assert!(problems[0].entity.to_string().ends_with("conf.d/broken.yaml") && problems[0].message.contains("line"), "{problems:#?}");
         assert_eq!(problems[0].severity, Severity::Error);
-        assert!(problems[1].entity.ends_with("conf.d/stray") && problems[1].severity == Severity::Warning);
+        assert!(problems[1].entity.to_string().ends_with("conf.d/stray") && problems[1].severity == Severity::Warning);
         std::fs::remove_dir_all(root).unwrap();
     }
 
@@ -268,7 +230,7 @@ mod tests {
             if expected.is_empty() {
                 assert!(problems.is_empty(), "{text:?}: {problems:#?}");
             }
-            assert!(problems.iter().all(|p| p.entity == "file /etc/adrt/conf.d/x.yaml"));
+            assert!(problems.iter().all(|p| p.entity == Entity::File(path.to_path_buf())));
         }
     }
 }

@@ -4,34 +4,49 @@
 //! run by wasmtime in a sandbox; what they submit is aggregated with the Datadog agent's semantics.
 //!
 //! # Layout
-//! - [`settings`]: where checks and the compiled-artifact cache live.
-//! - [`exec`]: wasmtime — the engine, the artifact cache, live check instances, and one host file
-//!   per WIT interface. Only this module knows wasmtime.
-//! - [`instance_id`]: stable IDs of check instances.
-//! - [`aggregate`]: turns what a run submitted into series (rates, deltas, histograms, tags).
-//! - [`cli`]: the `adrt` commands (`check`, `bench`).
+//! The pipeline, each stage one module, data flowing one way (a test in
+//! `tests/integration/layering.rs` fails on any import cycle between these modules):
+//! - [`discover`]: the pod listeners (kubelet, API watch, pods file), all sending snapshots.
+//! - Providers of check templates: [`annotations`] (a pod's), [`confd`] (files), [`store`]
+//!   (etcd).
+//! - [`resolve`]: templates + a pod → resolved check instances (template variables, tags, IDs).
+//! - [`schedule`]: which instances run and when; hands due runs to a `Runner`.
+//! - [`exec`]: wasmtime — the engine, the artifact cache, pooled live instances, one host file
+//!   per WIT interface, and one run of one instance. Only this module knows wasmtime.
+//! - [`aggregate`]: what a run submitted → series (rates, deltas, histograms, tags).
+//! - [`send`]: the delivery queue and the sinks.
+//!
+//! Around them:
+//! - [`agent`]: the stages wired together (`Runner` = exec → aggregate → send), replanning on
+//!   every snapshot; [`cli`]: the `adrt` commands; [`status`]: the documents of the status API.
+//!
+//! Below them, shared by several stages:
+//! - [`config`]: the one settings tree (flags → environment → YAML → defaults).
+//! - [`model`]: check templates with their provider, problems with their entity, shared bounds.
+//! - [`pod`]: the pod as discovery reads it; [`instance_id`]: stable IDs of check instances.
 //! - [`regular_file`]: reading files whose path someone else chose: non-blocking, regular only,
 //!   bounded.
 //! - [`watchdog`]: liveness from progress: the loops the agent needs beat; `/live` watches them.
 //! - [`text`]: outside text made safe to show: escaped (`printable`) and bounded (`excerpt`).
 
-pub mod agent;
-pub mod aggregate;
-pub mod annotations;
-pub mod cli;
-pub mod confd;
-pub mod config;
 pub mod discover;
-pub mod exec;
-pub mod instance_id;
-pub mod pod;
+pub mod annotations;
+pub mod confd;
+pub mod store;
 pub mod resolve;
 pub mod schedule;
+pub mod exec;
+pub mod aggregate;
 pub mod send;
-pub mod settings;
+
+pub mod agent;
+pub mod cli;
 pub mod status;
-pub mod store;
-pub mod testing;
+
+pub mod config;
+pub mod model;
+pub mod pod;
+pub mod instance_id;
 pub mod regular_file;
 pub mod watchdog;
 pub mod text;

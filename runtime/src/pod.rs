@@ -64,6 +64,9 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     #[serde(default)]
     pub host_network: Option<bool>,
+    /// The containers' hostname when set (else the pod's name).
+    #[serde(default)]
+    pub hostname: Option<String>,
     #[serde(default)]
     pub containers: Vec<Container>,
     #[serde(default)]
@@ -148,6 +151,18 @@ pub struct ContainerStatus {
 
 impl Pod {
     /// `namespace/name`, how people name a pod in messages.
+    /// The hostname the pod's containers see, as the kubelet sets it: `spec.hostname`, else the
+    /// pod's name, cut to 63 characters without a trailing `-` or `.`; `None` for a pod on the
+    /// host's network, whose containers see the node's hostname.
+    pub fn hostname(&self) -> Option<String> {
+        if self.spec.host_network == Some(true) {
+            return None;
+        }
+        let name = self.spec.hostname.as_deref().filter(|h| !h.is_empty()).unwrap_or(&self.metadata.name);
+        let cut: String = name.chars().take(63).collect();
+        Some(if cut.len() < name.len() { cut.trim_end_matches(['-', '.']).to_string() } else { cut })
+    }
+
     pub fn key(&self) -> String {
         format!("{}/{}", self.metadata.namespace, self.metadata.name)
     }

@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn reads_regular_files_within_the_bound_only() {
-        let path = crate::testing::scratch_dir("regular").join("f");
+        let path = adrt_testkit::scratch_dir("regular").join("f");
         std::fs::write(&path, b"0123456789").unwrap();
         assert_eq!(read(&path, 10).unwrap(), b"0123456789");
         assert!(matches!(read(&path, 9), Err(ReadError::TooLarge { max_bytes: 9 })));

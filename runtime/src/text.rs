@@ -73,6 +73,22 @@ pub fn shown(s: &str, max_chars: usize) -> Cow<'_, str> {
     }
 }
 
+/// An error with its causes: reqwest and kube put the useful part ("connection refused",
+/// "certificate not valid") in the source chain, not in the top-level message.
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

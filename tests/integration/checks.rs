@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use adrt::cli::bench::local_kubelet::{LocalKubelet, Reply, fixture_routes};
+use adrt_testkit::local_kubelet::{LocalKubelet, Reply, fixture_routes};
 use serde_json::{Value, json};
 
 use crate::util::{adrt, adrt_check, closed_port, stdout_json, scratch_dir};

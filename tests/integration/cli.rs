@@ -94,3 +94,89 @@ fn an_unwritable_cache_only_warns() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot cache the compiled wasi-hello check"), "{}", stderr(&out));
 }
+
+/// The release binary is the agent only: no bench command, none of the test kit linked in, no
+/// directory of the build machine to look in; copied elsewhere with a checks directory of its
+/// own, it runs a check.
+#[test]
+fn the_binary_copied_elsewhere_runs_a_check_and_ships_no_test_code() {
+    let built = Path::new(env!("CARGO_BIN_EXE_adrt"));
+    let help = adrt().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("check") && help.contains("run"), "{help}");
+    assert!(!help.to_lowercase().contains("bench"), "{help}");
+
+    let bytes = std::fs::read(built).unwrap();
+    let target = built.parent().unwrap().parent().unwrap();
+    for needle in [
+        "adrt_testkit".to_string(),
+        "fake_kube".to_string(),
+        "local_nginx".to_string(),
+        target.join("checks.d").display().to_string(),
+        target.join("test-checks.d").display().to_string(),
+    ] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "the binary contains {needle:?}");
+    }
+
+    let dir = scratch_dir("installed");
+    let (bin, checks) = (dir.join("bin"), dir.join("checks"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&checks).unwrap();
+    std::fs::copy(built, bin.join("adrt")).unwrap();
+    std::fs::copy(checks_dir().join("nginx.wasm"), checks.join("nginx.wasm")).unwrap();
+    let nginx = crate::util::LocalNginx::start().expect("nginx");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(bin.join("adrt"))
+            .args(["check", "nginx", "--json", "--no-cache", "--instance"])
+            .arg(serde_json::json!({ "nginx_status_url": nginx.status_url() }).to_string())
+            .args(extra)
+            .env_remove("ADRT_CHECKS_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--checks-dir", checks.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stdout_json(&out);
+    assert!(report["runs"][0]["metrics"].as_array().is_some_and(|m| !m.is_empty()), "{report}");
+    // Without the flag, outside a cargo target directory: the system install's checks.d.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/etc/adrt/checks.d"), "{}", stderr(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every flag of `adrt run` is a key of adrt.yaml (one settings tree), but `--config` (the file
+/// itself) and `--log` (set before any file is read; `ADRT_LOG`).
+#[test]
+fn every_run_flag_is_a_yaml_key() {
+    let out = adrt().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let flags: std::collections::BTreeSet<String> = help
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("--"))
+        .map(|flag| flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string())
+        .filter(|flag| !flag.is_empty())
+        .collect();
+    assert!(flags.len() > 30 && flags.contains("call-timeout") && flags.contains("memory-limit-mib"), "{flags:?}");
+    for flag in flags.iter().filter(|f| !["help", "config", "log"].contains(&f.as_str())) {
+        let key = flag.replace('-', "_");
+        let parsed: Result<adrt::config::Layer, _> = serde_yaml::from_str(&format!("{key}: null"));
+        assert!(parsed.is_ok(), "--{flag} has no YAML key `{key}`: {}", parsed.unwrap_err());
+    }
+    let unknown: Result<adrt::config::Layer, _> = serde_yaml::from_str("call_timeoutt: 3");
+    assert!(unknown.is_err(), "the schema refuses unknown keys, so the loop above tests something");
+
+    // And the engine's settings work from the file, as the README says.
+    let dir = scratch_dir("yaml-engine");
+    std::fs::write(dir.join("adrt.yaml"), "call_timeout: 0.05\nmemory_limit_mib: 16\nno_cache: true\n").unwrap();
+    let out = adrt()
+        .args(["check", "hostile", "--json", "--instance", r#"{"mode": "loop"}"#, "--config"])
+        .arg(dir.join("adrt.yaml"))
+        .arg("--checks-dir")
+        .arg(crate::util::test_checks_dir())
+        .output()
+        .unwrap();
+    let error = stdout_json(&out)["runs"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("deadline of 50 ms exceeded"), "{error}\n{}", stderr(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -191,7 +191,7 @@ async fn one_namespace_with_many_init_configs_cannot_take_every_instance_slot() 
 
 /// An "attacker": nginx over TLS that logs the `Authorization` header of every request.
 fn attacker(ip: &str, dir: &Path) -> (LocalNginx, std::path::PathBuf) {
-    let (cert, key) = adrt::testing::self_signed_certificate(dir, "attacker");
+    let (cert, key) = adrt_testkit::self_signed_certificate(dir, "attacker");
     let log = dir.join("authorization.log");
     let nginx = LocalNginx::start_with(ip, |addr, _| {
         format!(

@@ -13,7 +13,7 @@ mod wasi;
 /// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
 mod cli;
 /// Fake kubelet and Kubernetes API servers that speak the real wire protocol.
-use adrt::testing::fake_kube;
+use adrt_testkit::fake_kube;
 /// Pod listeners (kubelet poll, API watch, pods file) against the fakes.
 mod discover;
 /// `adrt run` end to end: the seed's Deployment through each listener, `adrt info`, `adrt configcheck`.
@@ -25,5 +25,7 @@ mod checks;
 mod hostile_output;
 /// Hostile pods: absurd intervals, instance floods, credential theft, huge responses, bad pods files.
 mod hostile;
-/// Instance slots and the scheduler's containment of panics, with the real engine.
+/// Instance slots and the delivery queue (a slow sink), with the real engine.
 mod slots;
+/// The shape of runtime/src: no import cycle, no module reaching up a layer.
+mod layering;

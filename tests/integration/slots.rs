@@ -1,23 +1,24 @@
-//! The agent's instance slots and the scheduler's containment, with the real engine and the
-//! hostile test component: tenants never share a live instance, a grown instance is not kept,
-//! the slots are bounded and shared fairly, and a panic in the agent's own code (here: a sink)
-//! fails that run only while the scheduler's heartbeat goes on.
+//! The agent's instance slots and its delivery queue, with the real engine and the hostile test
+//! component: tenants never share a live instance, a grown instance is not kept, the slots are
+//! bounded and shared fairly, and a slow or broken sink delays deliveries, never runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use adrt::aggregate::Flushed;
-use adrt::exec::{CheckEngine, CheckRegistry, EngineSettings, HostServices};
+use adrt::agent::pipeline::Pipeline;
+use adrt::exec::{CheckEngine, CheckRegistry, EngineSettings};
 use adrt::resolve::{ResolvedConfig, Source};
-use adrt::schedule::{Desired, Scheduler, Sink};
+use adrt::schedule::{Desired, Scheduler};
+use adrt::send::{self, Batch, Sink};
+use futures::future::BoxFuture;
 use serde_json::json;
 
-use crate::util::test_checks_dir;
+use crate::util::{default_services, test_checks_dir};
 
 fn registry(slots: u32) -> Arc<CheckRegistry> {
     let settings = EngineSettings { max_instances: slots, call_timeout: Duration::from_secs(5), ..EngineSettings::default() };
-    let engine = CheckEngine::new(settings, Arc::new(HostServices::from_env().expect("agent settings"))).expect("engine");
+    let engine = CheckEngine::new(settings, default_services()).expect("engine");
     Arc::new(CheckRegistry::new(engine, test_checks_dir()))
 }
 
@@ -79,59 +80,63 @@ async fn when_every_slot_is_running_a_new_instance_gets_a_clear_error() {
     assert_eq!(registry.live_instances(), 0);
 }
 
-/// A sink that panics on its first call.
+/// A sink that takes a second per batch, and panics on its second.
 #[derive(Default)]
-struct PanickingSink {
+struct SlowSink {
     calls: AtomicUsize,
 }
 
-impl Sink for PanickingSink {
-    fn send(&self, _config: &ResolvedConfig, _flushed: &Flushed) {
-        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-            panic!("the sink broke");
-        }
+impl Sink for SlowSink {
+    fn send<'a>(&'a self, _batch: &'a Batch) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_ne!(call, 1, "the sink broke");
+        })
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_in_the_agents_code_fails_that_run_only() {
-    let sink = Arc::new(PanickingSink::default());
-    let scheduler = Scheduler::new(registry(4), Duration::from_millis(200), 2, sink.clone());
+fn hostile_ok(id: &str, namespace: &str) -> Desired {
     let config = ResolvedConfig {
-        id: "hostile:panicky-sink".into(),
+        id: id.into(),
         check: "hostile".into(),
         provider: "test".into(),
-        source: Source { namespace: "ns".into(), pod: "p".into(), pod_uid: "u".into(), container: "c".into() },
+        source: Source { namespace: namespace.into(), pod: "p".into(), pod_uid: "u".into(), container: "c".into() },
         init_config: json!({}),
         instance: json!({"mode": "ok"}),
         tags: Vec::new(),
         tolerate_unready: false,
-        min_collection_interval: Some(0.2),
+        min_collection_interval: Some(0.1),
     };
-    scheduler.reconcile(vec![Desired { config, paused: false }]);
+    Desired { config, paused: false }
+}
+
+/// Two instances every 100 ms for 3 s, their results going to a sink that needs a second per
+/// batch through a queue of 4: the runs keep their pace (the sink would allow 3 runs), what
+/// does not fit is counted as dropped, and a panicking sink loses one batch, not the delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_delays_deliveries_not_runs() {
+    let sink = Arc::new(SlowSink::default());
+    let outbox = send::start(sink.clone(), 4);
+    let scheduler = Scheduler::new(Arc::new(Pipeline::new(registry(4), outbox.clone())), Duration::from_secs(15), 2);
+    scheduler.reconcile(vec![hostile_ok("hostile:a", "team-a"), hostile_ok("hostile:b", "team-b")]);
     let heartbeat = scheduler.heartbeat();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let looping = tokio::spawn(scheduler.clone().run(async move {
         let _ = stopped.await;
     }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut seen_error = false;
-    loop {
-        let status = scheduler.status();
-        let instance = &status[0].instances[0];
-        if instance.total_runs == 1 {
-            let message = instance.message.clone().unwrap_or_default();
-            assert!(message.contains("internal error in the agent") && message.contains("the sink broke"), "{message}");
-            seen_error = true;
-        }
-        if instance.total_runs >= 3 {
-            assert_eq!(instance.status, "OK", "later runs are not affected");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "runs stopped after the panic: {instance:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(seen_error, "the failed run was reported");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = scheduler.status();
+    let runs: Vec<u64> = status[0].instances.iter().map(|i| i.total_runs).collect();
+    assert!(runs.iter().all(|r| *r >= 10), "runs waited for the sink: {runs:?}");
+    assert!(status[0].instances.iter().all(|i| i.status == "OK"), "{status:?}");
+    let delivery = outbox.status();
+    assert!(delivery.sent + delivery.failed <= 4, "the sink takes a second per batch: {delivery:?}");
+    assert!(delivery.dropped > 0 && delivery.queued <= 4, "a full queue refuses and counts: {delivery:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let delivery = outbox.status();
+    assert_eq!(delivery.failed, 1, "the panicking call lost its batch: {delivery:?}");
+    assert!(delivery.sent >= 2, "and delivery went on: {delivery:?}");
     assert!(heartbeat.silent_for() < Duration::from_secs(2));
     let _ = stop.send(());
     looping.await.unwrap();

@@ -6,16 +6,17 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
+use adrt::config::{Config, Layer};
 use adrt::exec::{CheckEngine, EngineSettings, HostServices};
 
-pub use adrt::cli::bench::local_nginx::LocalNginx;
+pub use adrt_testkit::local_nginx::LocalNginx;
 
 /// The `adrt` binary of this build.
 pub fn adrt() -> Command {
     Command::new(env!("CARGO_BIN_EXE_adrt"))
 }
 
-pub use adrt::testing::scratch_dir;
+pub use adrt_testkit::scratch_dir;
 
 /// `adrt check <args>` with a private cache; returns the output.
 pub fn adrt_check(args: &[&str]) -> Output {
@@ -25,18 +26,19 @@ pub fn adrt_check(args: &[&str]) -> Output {
     out
 }
 
-pub fn test_checks_dir() -> PathBuf {
-    adrt::settings::test_checks_dir()
-}
+pub use adrt_testkit::{checks_dir, test_checks_dir};
 
-pub fn checks_dir() -> PathBuf {
-    adrt::settings::checks_dir(None)
+/// The services checks get from an agent with default settings outside a cluster: the same on
+/// every machine (no environment, no /etc/adrt/adrt.yaml).
+pub fn default_services() -> Arc<HostServices> {
+    let config = Config::resolve(Layer::default(), false, || Some("test-host".into())).expect("defaults are valid");
+    Arc::new(HostServices::from_config(&config))
 }
 
 /// An engine like the agent's, with a short call deadline.
 pub fn engine(call_timeout: Duration) -> Arc<CheckEngine> {
     let settings = EngineSettings { call_timeout, max_instances: 16, ..EngineSettings::default() };
-    CheckEngine::new(settings, Arc::new(HostServices::from_env().expect("agent settings"))).expect("engine")
+    CheckEngine::new(settings, default_services()).expect("engine")
 }
 
 /// A TCP peer that accepts connections and never answers.

@@ -6,6 +6,7 @@
 //! the status API, per pod and container.
 
 pub mod listener;
+pub mod pipeline;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -16,13 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::confd::{self, FileConfig};
+use crate::confd;
 use crate::config::Config;
 use crate::discover::{Listener, PodEvent};
 use crate::exec::CheckRegistry;
 use crate::pod::Pod;
-use crate::resolve::{DiscoveryContext, Problem, Severity, UnresolvedConfig};
-use crate::schedule::{Desired, Scheduler, Sink};
+use crate::model::{CheckTemplate, Problem, Severity};
+use crate::resolve::{DiscoveryContext, UnresolvedConfig};
+use crate::schedule::{Desired, Scheduler};
+use crate::send::{self, Outbox, Sink};
 use crate::status::{self, ConfigCheck, EntityErrors, ListenerStatus, Status};
 use crate::store::EtcdStore;
 use crate::text::{bounded, printable};
@@ -32,8 +35,10 @@ pub struct Agent {
     config: Config,
     registry: Arc<CheckRegistry>,
     scheduler: Arc<Scheduler>,
+    /// Where runs leave their results for the sink.
+    outbox: Outbox,
     /// conf.d: static configs and `ad_identifiers` templates, read at start.
-    files: Vec<FileConfig>,
+    files: Vec<CheckTemplate>,
     file_problems: Vec<Problem>,
     discovery: Mutex<Discovery>,
     /// The first snapshot (or the decision to run without pods) has been applied.
@@ -50,7 +55,7 @@ struct Discovery {
     pods: Vec<Pod>,
     /// What was wrong with the pods themselves (oversized annotations), found on arrival.
     pod_problems: Vec<Problem>,
-    store: StoreState,
+    store: StoreTemplates,
     desired: Vec<Desired>,
     unresolved: Vec<UnresolvedConfig>,
     problems: Vec<Problem>,
@@ -58,28 +63,32 @@ struct Discovery {
 
 /// The config store's templates as last read; an error keeps the last good ones.
 #[derive(Default, Clone, PartialEq)]
-struct StoreState {
-    templates: Vec<FileConfig>,
+struct StoreTemplates {
+    templates: Vec<CheckTemplate>,
     problems: Vec<Problem>,
     error: Option<String>,
 }
 
 impl Agent {
+    /// Starts the delivery task of `sink`: call it within the tokio runtime.
     pub fn new(config: Config, registry: Arc<CheckRegistry>, sink: Arc<dyn Sink>) -> Arc<Agent> {
         let (files, file_problems) = match &config.conf_dir {
             Some(dir) => confd::load_dir(dir),
             None => Default::default(),
         };
         for problem in &file_problems {
-            tracing::warn!(entity = %printable(&problem.entity), "{}", printable(&problem.message));
+            tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message));
         }
-        let scheduler = Scheduler::new(registry.clone(), config.check_interval, config.workers, sink);
+        let outbox = send::start(sink, config.delivery_queue);
+        let runner = Arc::new(pipeline::Pipeline::new(registry.clone(), outbox.clone()));
+        let scheduler = Scheduler::new(runner, config.check_interval, config.workers);
         let discovery_beat = Heartbeat::new("discovery");
         let watchdog = Watchdog::new(config.watchdog, vec![scheduler.heartbeat(), discovery_beat.clone()]);
         Arc::new(Agent {
             config,
             registry,
             scheduler,
+            outbox,
             files,
             file_problems,
             discovery: Mutex::default(),
@@ -183,7 +192,7 @@ impl Agent {
         }
     }
 
-    fn apply_store(&self, state: StoreState) {
+    fn apply_store(&self, state: StoreTemplates) {
         let mut discovery = self.discovery.lock();
         if let Some(error) = state.error {
             let error = bounded(error);
@@ -199,7 +208,7 @@ impl Agent {
     fn replan(&self, discovery: &mut Discovery) {
         let checks = crate::exec::available_checks(self.registry.dir());
         let known = |name: &str| checks.iter().any(|c| c == name);
-        let templates: Vec<FileConfig> =
+        let templates: Vec<CheckTemplate> =
             self.files.iter().filter(|f| !f.ad_identifiers.is_empty()).chain(&discovery.store.templates).cloned().collect();
         let ctx = DiscoveryContext {
             node_name: &self.config.node_name,
@@ -217,8 +226,8 @@ impl Agent {
         // Logged once when they appear; the status API shows them for as long as they last.
         for problem in plan.problems.iter().filter(|p| !discovery.problems.contains(p)) {
             match problem.severity {
-                Severity::Error => tracing::warn!(entity = %printable(&problem.entity), "{}", printable(&problem.message)),
-                Severity::Warning => tracing::info!(entity = %printable(&problem.entity), "{}", printable(&problem.message)),
+                Severity::Error => tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message)),
+                Severity::Warning => tracing::info!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message)),
             }
         }
         self.scheduler.reconcile(plan.desired.clone());
@@ -247,7 +256,7 @@ impl Agent {
                 Severity::Error => problem.message.clone(),
                 Severity::Warning => format!("warning: {}", problem.message),
             };
-            errors.entry(problem.entity.clone()).or_default().push(text);
+            errors.entry(problem.entity.to_string()).or_default().push(text);
         }
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -255,6 +264,7 @@ impl Agent {
             listener: discovery.listener.clone(),
             checks: self.scheduler.status(),
             autodiscovery_errors: errors.into_iter().map(|(entity, errors)| EntityErrors { entity, errors }).collect(),
+            delivery: self.outbox.status(),
         }
     }
 
@@ -309,12 +319,12 @@ async fn supervised(listener: Listener, tx: mpsc::Sender<PodEvent>) {
 }
 
 /// Reads the store every `poll`; sends its state when it changed (errors included, once each).
-async fn poll_store(store: EtcdStore, tx: mpsc::Sender<StoreState>) {
-    let mut last: Option<StoreState> = None;
+async fn poll_store(store: EtcdStore, tx: mpsc::Sender<StoreTemplates>) {
+    let mut last: Option<StoreTemplates> = None;
     loop {
         let state = match store.fetch().await {
-            Ok((templates, problems)) => StoreState { templates, problems, error: None },
-            Err(error) => StoreState { error: Some(error.to_string()), ..StoreState::default() },
+            Ok((templates, problems)) => StoreTemplates { templates, problems, error: None },
+            Err(error) => StoreTemplates { error: Some(error.to_string()), ..StoreTemplates::default() },
         };
         if last.as_ref() != Some(&state) {
             if tx.send(state.clone()).await.is_err() {

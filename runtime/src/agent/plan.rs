@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::confd::FileConfig;
 use crate::pod::Pod;
-use crate::resolve::{self, DiscoveryContext, Problem, Severity, UnresolvedConfig};
+use crate::model::{CheckTemplate, Entity, Problem};
+use crate::resolve::{self, DiscoveryContext, UnresolvedConfig};
 use crate::schedule::Desired;
 
 #[derive(Debug, Default)]
@@ -25,21 +25,20 @@ pub const MAX_ANNOTATION_BYTES: usize = 256 << 10;
 pub fn drop_oversized_annotations(pods: &mut [Pod]) -> Vec<Problem> {
     let mut problems = Vec::new();
     for pod in pods {
-        let key = pod.key();
+        let entity = Entity::pod(pod);
         pod.metadata.annotations.retain(|name, value| {
             if value.len() <= MAX_ANNOTATION_BYTES {
                 return true;
             }
-            problems.push(Problem {
-                entity: format!("pod {key}"),
-                severity: Severity::Error,
-                message: format!(
+            problems.push(Problem::error(
+                entity.clone(),
+                format!(
                     "annotation `{}` is {} bytes, over the {MAX_ANNOTATION_BYTES} bytes Kubernetes allows for all \
                      annotations of a pod: ignored",
                     crate::text::excerpt(name, 253),
                     value.len()
                 ),
-            });
+            ));
             false
         });
     }
@@ -55,7 +54,7 @@ pub fn is_live(pod: &Pod) -> bool {
 /// pod UID and container are part of them; resolve drops an instance repeated in one container).
 /// A pod whose instances would take its namespace over `max_instances_per_namespace` has none
 /// scheduled (pods come sorted, so which one is stable) and an error says why.
-pub fn plan(pods: &[Pod], files: &[FileConfig], ctx: &DiscoveryContext) -> Plan {
+pub fn plan(pods: &[Pod], files: &[CheckTemplate], ctx: &DiscoveryContext) -> Plan {
     let mut out = Plan::default();
     let mut take = |configs: resolve::PodConfigs, ready: bool| {
         out.problems.extend(configs.problems);
@@ -78,11 +77,7 @@ pub fn plan(pods: &[Pod], files: &[FileConfig], ctx: &DiscoveryContext) -> Plan 
                  limit of {limit} per namespace (max_instances_per_namespace)",
                 pod.metadata.namespace, *scheduled
             );
-            configs.problems.push(Problem {
-                entity: format!("pod {}", pod.key()),
-                severity: Severity::Error,
-                message: format!("{reason}: none of them is scheduled"),
-            });
+            configs.problems.push(Problem::error(Entity::pod(pod), format!("{reason}: none of them is scheduled")));
             for config in configs.resolved.drain(..) {
                 configs.unresolved.push(UnresolvedConfig {
                     check: config.check,
@@ -152,7 +147,7 @@ mod tests {
         let mut pods = vec![pod("a", true, "Running", serde_json::json!({"metadata": {"annotations": {"ad.datadoghq.com/tags": big}}}))];
         let problems = drop_oversized_annotations(&mut pods);
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].entity, "pod default/a");
+        assert_eq!(problems[0].entity.to_string(), "pod default/a");
         assert!(problems[0].message.starts_with("annotation `ad.datadoghq.com/tags` is 262145 bytes"), "{problems:?}");
         assert!(!pods[0].metadata.annotations.contains_key("ad.datadoghq.com/tags"));
         assert!(pods[0].metadata.annotations.contains_key("ad.datadoghq.com/web.checks"), "the others stay");
@@ -164,7 +159,7 @@ mod tests {
         let plan = run_with(&[pod_with_instances("greedy", "a", 11), pod_with_instances("fine", "a", 10)], limits);
         let pods: Vec<&str> = plan.desired.iter().map(|d| d.config.source.pod.as_str()).collect();
         assert_eq!(pods, ["fine"; 10]);
-        let problem = plan.problems.iter().find(|p| p.entity == "pod a/greedy").expect("the greedy pod is told");
+        let problem = plan.problems.iter().find(|p| p.entity.to_string() == "pod a/greedy").expect("the greedy pod is told");
         assert!(problem.message.contains("declare 11 check instances, over the agent's limit of 10 per pod"), "{problem:?}");
     }
 
@@ -176,7 +171,7 @@ mod tests {
         let mut scheduled: Vec<&str> = plan.desired.iter().map(|d| d.config.source.pod.as_str()).collect();
         scheduled.dedup();
         assert_eq!(scheduled, ["a1", "b1"]);
-        let problem = plan.problems.iter().find(|p| p.entity == "pod a/a2").expect("the pod over the limit is told");
+        let problem = plan.problems.iter().find(|p| p.entity.to_string() == "pod a/a2").expect("the pod over the limit is told");
         assert!(problem.message.contains("namespace a has 3 check instances scheduled already; this pod's 3 would exceed"), "{problem:?}");
         assert_eq!(plan.unresolved.iter().filter(|u| u.source.pod == "a2").count(), 3, "configcheck shows them with the reason");
     }

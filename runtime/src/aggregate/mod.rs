@@ -9,14 +9,12 @@
 //! The first run of a counter emits nothing, and neither does a counter reset (a smaller raw
 //! value): a negative rate is never reported. The instance's `tags` are added to everything.
 
-pub mod sample;
-
 use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
 
-pub use sample::{Event, MetricKind, Sample, ServiceCheck, Status, Submissions};
+use crate::exec::submission::{Event, MetricKind, ServiceCheck, Submissions};
 
 /// One aggregated value, ready to print or send.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,6 +184,7 @@ fn with_tags(mut tags: Vec<String>, device: Option<&str>, instance_tags: &[Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::submission::{Sample, Status};
     use std::time::Duration;
 
     fn sample(name: &str, kind: MetricKind, value: f64) -> Sample {

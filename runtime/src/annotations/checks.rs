@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::{AD_PREFIX, Format, LEGACY_PREFIX, Reporter, Template, keys::suggest};
-use crate::resolve::Severity;
+use crate::model::Severity;
 use crate::text;
 
 const V1_KEYS: [&str; 3] = ["check_names", "init_configs", "instances"];

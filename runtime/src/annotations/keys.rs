@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{AD_PREFIX, LEGACY_PREFIX, Reporter};
-use crate::resolve::Severity;
+use crate::model::Severity;
 use crate::text;
 
 const POD_KEYS: &[&str] = &["exclude", "metrics_exclude", "logs_exclude", "tolerate-unready", "tags"];

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::pod::Pod;
-use crate::resolve::{Problem, Severity};
+use crate::model::{Entity, Problem, Severity};
 use crate::text;
 
 pub const AD_PREFIX: &str = "ad.datadoghq.com/";
@@ -83,12 +83,11 @@ impl<'a> Reporter<'a> {
     }
 
     pub fn pod(&mut self, severity: Severity, message: String) {
-        self.problems.push(Problem { entity: format!("pod {}", self.pod.key()), severity, message: text::bounded(message) });
+        self.problems.push(Problem::new(Entity::pod(self.pod), severity, message));
     }
 
     pub fn container(&mut self, container: &str, severity: Severity, message: String) {
-        let message = text::bounded(message);
-        self.problems.push(Problem { entity: format!("pod {} container {container}", self.pod.key()), severity, message });
+        self.problems.push(Problem::new(Entity::container(self.pod, container), severity, message));
     }
 }
 

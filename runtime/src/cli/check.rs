@@ -1,6 +1,8 @@
 //! `adrt check <name>`: run one check one-off, like `datadog-agent check`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -8,10 +10,11 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::engine_args::EngineArgs;
-use crate::aggregate::{Aggregator, Event, Series, ServiceCheck, Status};
-use crate::exec::{ExecError, LiveInstance};
+use crate::aggregate::{Aggregator, Series};
+use crate::config::{Config, Layer};
+use crate::exec::{CheckEngine, CheckRegistry, EngineSettings, Event, HostServices, RunRequest, ServiceCheck, Status};
 use crate::instance_id::instance_id;
+use crate::resolve::{ResolvedConfig, Source};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -35,8 +38,12 @@ pub struct CheckArgs {
     /// Print one JSON document instead of the human report.
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub engine: EngineArgs,
+    /// YAML settings file, as for `adrt run`; default /etc/adrt/adrt.yaml if present.
+    #[arg(long, env = "ADRT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The agent's settings, as `adrt run` takes them: the check sees what the agent's checks see.
+    #[command(flatten, next_help_heading = "Agent settings (the keys of adrt.yaml)")]
+    pub settings: Layer,
 }
 
 /// The `--json` document.
@@ -60,46 +67,51 @@ struct RunReport {
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let instance = json_object("--instance", &args.instance)?;
     let init_config = json_object("--init-config", &args.init_config)?;
-    let tags = instance_tags(&instance)?;
+    check_tags(&instance)?;
     let id = instance_id(&args.name, &[], &init_config, &instance);
     let (times, pause) =
         if args.check_rate { (2, Duration::from_secs(1)) } else { (args.times, Duration::from_millis(args.pause)) };
 
-    let engine = args.engine.engine()?;
-    let loaded = engine.load(&args.engine.checks_dir(), &args.name)?;
+    let config = Config::load(args.settings, args.config.as_deref())?;
+    let engine = CheckEngine::new(EngineSettings::from_config(&config), Arc::new(HostServices::from_config(&config)))?;
+    let registry = Arc::new(CheckRegistry::new(engine, config.checks_dir.clone()));
+    let (init_json, instance_json) = (init_config.to_string(), instance.to_string());
+    // A missing or invalid component is the command's failure (exit 2), not a run's.
+    let loading = registry.clone();
+    let (name, init) = (args.name.clone(), init_json.clone());
+    tokio::task::spawn_blocking(move || loading.pool("", &name, &init)).await??;
+
+    let resolved = ResolvedConfig {
+        id: id.clone(),
+        check: args.name.clone(),
+        provider: "adrt check".into(),
+        source: Source::default(),
+        init_config,
+        instance,
+        tags: Vec::new(),
+        tolerate_unready: false,
+        min_collection_interval: None,
+    };
+    let tags = resolved.instance_tags();
     let mut report = Report { check: args.name.clone(), version: None, instance_id: id.clone(), runs: Vec::new() };
     let mut aggregator = Aggregator::new();
-    let mut live: Option<LiveInstance> = None;
-    let instance_json = instance.to_string();
-
     for n in 0..times {
         if n > 0 && !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        if live.as_ref().is_none_or(|l| !l.is_usable()) {
-            let started = Instant::now();
-            match LiveInstance::start(&engine, &loaded, &init_config.to_string()).await {
-                Ok(instance) => {
-                    report.version = Some(instance.info().version.clone());
-                    live = Some(instance);
-                }
-                Err(ExecError::Init { error, .. }) => {
-                    report.runs.push(RunReport::failed(format!("init: {error}"), started.elapsed()));
-                    live = None;
-                    continue;
-                }
-                Err(other) => return Err(other.into()),
-            }
+        let request =
+            RunRequest { tenant: "", check: &args.name, init_config: &init_json, instance_id: &id, instance: &instance_json };
+        let execution = registry.run_once(request).await;
+        if execution.version.is_some() {
+            report.version = execution.version;
         }
-        let live = live.as_mut().expect("started above");
-        let outcome = live.run(&id, &instance_json).await;
-        let flushed = aggregator.flush(&id, &tags, Instant::now(), outcome.submissions);
+        let flushed = aggregator.flush(&id, &tags, Instant::now(), execution.submissions);
         report.runs.push(RunReport {
             metrics: flushed.series,
             service_checks: flushed.service_checks,
             events: flushed.events,
-            error: outcome.error.map(|e| e.to_string()),
-            duration_us: outcome.duration.as_micros(),
+            error: execution.error,
+            duration_us: execution.duration.as_micros(),
         });
     }
 
@@ -112,18 +124,6 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-impl RunReport {
-    fn failed(error: String, duration: Duration) -> Self {
-        RunReport {
-            metrics: Vec::new(),
-            service_checks: Vec::new(),
-            events: Vec::new(),
-            error: Some(error),
-            duration_us: duration.as_micros(),
-        }
-    }
-}
-
 fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
     let value: Value = serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))?;
     if !value.is_object() {
@@ -132,14 +132,14 @@ fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-/// The instance's `tags`, which the host adds to everything the check submits.
-fn instance_tags(instance: &Value) -> anyhow::Result<Vec<String>> {
+/// The instance's `tags`, which the host adds to everything the check submits, must be strings.
+fn check_tags(instance: &Value) -> anyhow::Result<()> {
     match instance.get("tags") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|t| t.as_str().map(str::to_string).with_context(|| format!("instance key `tags`: {t} is not a string")))
-            .collect(),
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) => match items.iter().find(|t| !t.is_string()) {
+            Some(t) => bail!("instance key `tags`: {t} is not a string"),
+            None => Ok(()),
+        },
         Some(other) => bail!("instance key `tags` must be a list of strings, got {other}"),
     }
 }

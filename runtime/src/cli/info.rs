@@ -38,6 +38,21 @@ pub fn render(status: &Status) -> String {
         }
         None => out.push('\n'),
     }
+    let delivery = &status.delivery;
+    let _ = write!(
+        out,
+        "  Delivery: {} sent, {} of {} queued",
+        plural(delivery.sent as usize, "batch", "batches"),
+        delivery.queued,
+        delivery.capacity
+    );
+    if delivery.dropped > 0 {
+        let _ = write!(out, ", {} dropped (queue full)", delivery.dropped);
+    }
+    if delivery.failed > 0 {
+        let _ = write!(out, ", {} failed", delivery.failed);
+    }
+    out.push('\n');
     section(&mut out, "Checks");
     if status.checks.is_empty() {
         out.push_str("    No checks have run yet.\n");
@@ -121,7 +136,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{CheckStatus, EntityErrors, ListenerStatus, Source};
+    use crate::status::{CheckStatus, DeliveryStatus, EntityErrors, ListenerStatus, Source};
 
     fn instance(status: &str, metrics: usize, service_checks: usize) -> InstanceStatus {
         InstanceStatus {
@@ -153,6 +168,7 @@ mod tests {
                 ],
             }],
             autodiscovery_errors: vec![EntityErrors { entity: "pod default/web-2".into(), errors: vec!["bad JSON".into()] }],
+            delivery: DeliveryStatus { queued: 2, capacity: 1024, sent: 1, dropped: 3, failed: 0 },
         };
         let text = render(&status);
         for expected in [
@@ -164,6 +180,7 @@ mod tests {
             "      - instance #1 [ERROR]: connection refused (paused: pod not ready)\n      - Collected 1 metric, 0 events & 2 service checks\n",
             "  Autodiscovery errors\n  ====================\n\n    pod default/web-2\n      - bad JSON\n",
             "  Pod listener: kubelet (1 pod)\n",
+            "  Delivery: 1 batch sent, 2 of 1024 queued, 3 dropped (queue full)\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
@@ -192,6 +209,7 @@ mod tests {
                     entity: t("pod default/web-2 container web\n    pod kube-system/coredns"),
                     errors: vec![t("bad JSON\n      - forged\x1b[1A")],
                 }],
+                delivery: DeliveryStatus::default(),
             }
         };
         let (benign, text) = (render(&hostile(true)), render(&hostile(false)));

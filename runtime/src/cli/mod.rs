@@ -3,10 +3,8 @@
 //! Exit codes: 0 success, 1 a check run failed, 2 the command could not run (bad flags, bad
 //! JSON, missing check, engine failure).
 
-pub mod bench;
 pub mod check;
 pub mod configcheck;
-pub mod engine_args;
 pub mod info;
 pub mod run;
 pub mod status_client;
@@ -35,8 +33,6 @@ enum Command {
     Configcheck(status_client::StatusArgs),
     /// Run one check one-off and print what it collected.
     Check(check::CheckArgs),
-    /// Measure the runtime: component loading, per-run overhead, the checks against bare I/O.
-    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,14 +52,15 @@ pub fn main() -> ExitCode {
             Command::Info(args) => info::run(args).await,
             Command::Configcheck(args) => configcheck::run(args).await,
             Command::Check(args) => check::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
         }
     });
     result.unwrap_or_else(fatal)
 }
 
+/// The error and each cause its message does not already say.
 fn fatal(error: anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    let error: &(dyn std::error::Error + 'static) = error.as_ref();
+    eprintln!("error: {}", crate::text::with_causes(error));
     ExitCode::from(2)
 }
 

@@ -10,10 +10,9 @@ use hyper::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::engine_args::EngineArgs;
 use crate::agent::{self, Agent};
 use crate::config::{Config, Layer};
-use crate::exec::CheckRegistry;
+use crate::exec::{CheckEngine, CheckRegistry, EngineSettings, HostServices};
 use crate::send::LogSink;
 use crate::status::server::{self, Reply, Routes};
 use crate::store::EtcdStore;
@@ -25,8 +24,6 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub settings: Layer,
-    #[command(flatten)]
-    pub engine: EngineArgs,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -34,18 +31,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if config.api_key.is_some() {
         tracing::info!("an API key is set, but adrt does not forward to Datadog yet: metrics stay local (see `adrt info`)");
     }
-    let slots = args.engine.instance_slots() as usize;
-    if slots < config.workers {
-        anyhow::bail!(
-            "--memory-budget-mib {} / --memory-limit-mib {} gives {slots} instance slots, fewer than --workers {}: \
-             raise the budget or lower the workers",
-            args.engine.memory_budget_mib,
-            args.engine.memory_limit_mib,
-            config.workers
-        );
-    }
-    let engine = args.engine.engine_with(config.agent_settings(), &config.credential_files)?;
-    let registry = Arc::new(CheckRegistry::new(engine, args.engine.checks_dir()));
+    let engine = CheckEngine::new(EngineSettings::from_config(&config), Arc::new(HostServices::from_config(&config)))?;
+    let registry = Arc::new(CheckRegistry::new(engine, config.checks_dir.clone()));
     tracing::info!(checks_dir = %registry.dir().display(), conf_dir = ?config.conf_dir, "starting adrt {}", env!("CARGO_PKG_VERSION"));
 
     // Bind first: a taken port is a start-up error, not a silent background failure.

@@ -41,6 +41,7 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         credential_files: reader.list(&["ADRT_CREDENTIAL_FILES"]).map(|files| files.into_iter().map(Into::into).collect()),
         watchdog: reader.parse(&["ADRT_WATCHDOG"])?,
         workers: reader.parse(&["ADRT_WORKERS", "DD_CHECK_RUNNERS"])?,
+        delivery_queue: reader.parse(&["ADRT_DELIVERY_QUEUE"])?,
         status_addr: reader.parse(&["ADRT_STATUS_ADDR"])?,
         health_addr: match reader.parse::<u16>(&["DD_HEALTH_PORT"])? {
             Some(port) => Some(([0, 0, 0, 0], port).into()),
@@ -53,6 +54,13 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         sd_config_backend: reader.text(&["SD_CONFIG_BACKEND", "DD_SD_CONFIG_BACKEND"]).map(|(_, v)| v),
         sd_backend_host: reader.text(&["SD_BACKEND_HOST", "DD_SD_BACKEND_HOST"]).map(|(_, v)| v),
         sd_backend_port: reader.parse(&["SD_BACKEND_PORT", "DD_SD_BACKEND_PORT"])?,
+        checks_dir: reader.text(&["ADRT_CHECKS_DIR"]).map(|(_, v)| v.into()),
+        cache_dir: reader.text(&["ADRT_CACHE_DIR"]).map(|(_, v)| v.into()),
+        no_cache: reader.parse::<Flag>(&["ADRT_NO_CACHE"])?.map(|f| f.0),
+        call_timeout: reader.parse(&["ADRT_CALL_TIMEOUT"])?,
+        memory_limit_mib: reader.parse(&["ADRT_MEMORY_LIMIT_MIB"])?,
+        memory_budget_mib: reader.parse(&["ADRT_MEMORY_BUDGET_MIB"])?,
+        response_limit_mib: reader.parse(&["ADRT_RESPONSE_LIMIT_MIB"])?,
     })
 }
 

@@ -16,7 +16,7 @@ fn parse(path: &Path, text: &str) -> Result<Layer, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Layer::default());
     }
-    serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

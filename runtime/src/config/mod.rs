@@ -1,10 +1,14 @@
-//! The agent's settings, from three layers: flags, then the environment (`DD_*`, the seed's
-//! legacy names, `ADRT_*`), then the YAML file (`--config`, default `/etc/adrt/adrt.yaml`), then
-//! defaults. Every command reads the same [`Config`], so `adrt check` sees the kubelet and procfs
-//! settings that `adrt run` gives its checks.
+//! The agent's settings, one tree from three layers: flags, then the environment (`DD_*`, the
+//! seed's legacy names, `ADRT_*`), then the YAML file (`--config`, default
+//! `/etc/adrt/adrt.yaml`), then defaults. Two stages, as ripgrep does: the layers are stacked
+//! ([`Layer`], every field optional), then resolved once into a [`Config`] with defaults applied
+//! and values checked. Every command reads the same [`Config`], so `adrt check` sees the kubelet,
+//! procfs and engine settings that `adrt run` gives its checks; the stages get their settings
+//! from it and read neither the environment nor files themselves.
 
 mod env;
 mod file;
+mod paths;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,10 +17,12 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use crate::exec::AgentSettings;
+use crate::model::MAX_INTERVAL;
+use crate::watchdog::BEAT_EVERY;
 
 pub use env::from_env;
 pub use file::{DEFAULT_CONFIG_FILE, from_file};
+pub use paths::{SYSTEM_CACHE_DIR, SYSTEM_CHECKS_DIR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -24,8 +30,8 @@ pub enum ConfigError {
     Env { name: String, value: String, reason: String },
     #[error("reading {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Parse { path: PathBuf, source: serde_yaml::Error },
     #[error("{0}")]
     Invalid(String),
 }
@@ -111,6 +117,10 @@ pub struct Layer {
     /// Check runs at once, at most.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Runs' results (one batch per run) waiting for delivery, at most (default 1024); when
+    /// the sink falls that far behind, further results are dropped and counted (`adrt info`).
+    #[arg(long)]
+    pub delivery_queue: Option<usize>,
     /// Status API for `adrt info` / `adrt configcheck` (loopback only).
     #[arg(long)]
     pub status_addr: Option<SocketAddr>,
@@ -139,6 +149,31 @@ pub struct Layer {
     /// The config store's port.
     #[arg(long)]
     pub sd_backend_port: Option<u16>,
+    /// Where check components (`<name>.wasm`) are found; default: the `checks.d` the build made,
+    /// when the binary runs from its cargo target directory, else /etc/adrt/checks.d.
+    #[arg(long)]
+    pub checks_dir: Option<PathBuf>,
+    /// Where compiled checks are cached; default `$XDG_CACHE_HOME/adrt`, `~/.cache/adrt`, then
+    /// /var/cache/adrt.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile checks every time instead of using the cache.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub no_cache: Option<bool>,
+    /// Deadline of one check call, in seconds (default 30).
+    #[arg(long)]
+    pub call_timeout: Option<f64>,
+    /// Linear memory per check instance, in MiB (default 64, at most 4096).
+    #[arg(long)]
+    pub memory_limit_mib: Option<u32>,
+    /// Linear memory of all live check instances together, in MiB (default 1024): the budget
+    /// divided by memory_limit_mib is how many instances may live at once (instance slots).
+    #[arg(long)]
+    pub memory_budget_mib: Option<u32>,
+    /// Bytes of one HTTP response body a check may receive, in MiB (default 4, at most 1024); a
+    /// larger one is refused before it is read.
+    #[arg(long)]
+    pub response_limit_mib: Option<u32>,
 }
 
 impl Layer {
@@ -150,9 +185,10 @@ impl Layer {
         pick!(
             listener, pods_file, kubelet_url, kubelet_host, kubelet_poll, kubelet_tls_verify, kubelet_client_ca,
             kubelet_token_path, api_server, node_name, hostname, conf_dir, check_interval, min_interval,
-            max_instances_per_pod, max_instances_per_namespace, credential_files, watchdog, workers, status_addr,
+            max_instances_per_pod, max_instances_per_namespace, credential_files, watchdog, workers, delivery_queue, status_addr,
             health_addr, env_allowlist, procfs_path, sysfs_path, api_key, sd_config_backend, sd_backend_host,
-            sd_backend_port
+            sd_backend_port, checks_dir, cache_dir, no_cache, call_timeout, memory_limit_mib, memory_budget_mib,
+            response_limit_mib
         )
     }
 }
@@ -173,13 +209,14 @@ pub struct Config {
     pub hostname: String,
     pub conf_dir: Option<PathBuf>,
     pub check_interval: Duration,
-    /// Bounds of `min_collection_interval`: `min_interval` to [`crate::schedule::MAX_INTERVAL`].
+    /// Bounds of `min_collection_interval`: `min_interval` to [`MAX_INTERVAL`].
     pub min_interval: Duration,
     pub max_instances_per_pod: usize,
     pub max_instances_per_namespace: usize,
     pub credential_files: Vec<PathBuf>,
     pub watchdog: Duration,
     pub workers: usize,
+    pub delivery_queue: usize,
     pub status_addr: SocketAddr,
     pub health_addr: SocketAddr,
     pub env_allowlist: Vec<String>,
@@ -190,13 +227,22 @@ pub struct Config {
     pub etcd_url: Option<String>,
     /// Running in a pod (the service-account token is mounted).
     pub in_cluster: bool,
+    pub checks_dir: PathBuf,
+    /// `None`: compile every time (`no_cache`).
+    pub cache_dir: Option<PathBuf>,
+    pub call_timeout: Duration,
+    pub memory_limit_mib: u32,
+    pub memory_budget_mib: u32,
+    pub response_limit_mib: u32,
 }
 
 pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:5002";
 pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:5555";
 /// A system install's conf.d, used when it exists and nothing else is set.
 pub const SYSTEM_CONF_DIR: &str = "/etc/adrt/conf.d";
-const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// The pod's service-account token: its presence means "in a cluster"; the kubelet and the API
+/// server take it as the agent's credential.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 impl Config {
     /// Flags over the environment over the file (`--config`, else the default file if present).
@@ -209,6 +255,20 @@ impl Config {
         };
         let in_cluster = Path::new(SERVICE_ACCOUNT_TOKEN).exists();
         Config::resolve(flags.over(env).over(file), in_cluster, system_hostname)
+    }
+
+    /// The kubelet the agent and its checks talk to: `kubelet_url`, else the kubelet's secure
+    /// port in a cluster and its read-only port outside one.
+    pub fn kubelet_base_url(&self) -> String {
+        self.kubelet_url.clone().unwrap_or_else(|| {
+            let host = &self.kubelet_host;
+            if self.in_cluster { format!("https://{host}:10250") } else { format!("http://{host}:10255") }
+        })
+    }
+
+    /// How many check instances may live at once: the memory budget over the per-instance limit.
+    pub fn instance_slots(&self) -> u32 {
+        (self.memory_budget_mib / self.memory_limit_mib).max(1)
     }
 
     /// Applies defaults and checks values.
@@ -228,12 +288,22 @@ impl Config {
             ("workers", layer.workers),
             ("max_instances_per_pod", layer.max_instances_per_pod),
             ("max_instances_per_namespace", layer.max_instances_per_namespace),
+            ("delivery_queue", layer.delivery_queue),
         ] {
             if value == Some(0) {
                 return Err(ConfigError::Invalid(format!("{name}: must be at least 1")));
             }
         }
-        let max_interval = crate::schedule::MAX_INTERVAL;
+        for (name, value, max) in [
+            ("memory_limit_mib", layer.memory_limit_mib, 4096),
+            ("memory_budget_mib", layer.memory_budget_mib, 1 << 20),
+            ("response_limit_mib", layer.response_limit_mib, 1024),
+        ] {
+            if value.is_some_and(|v| v == 0 || v > max) {
+                return Err(ConfigError::Invalid(format!("{name}: {} is not from 1 to {max}", value.unwrap_or_default())));
+            }
+        }
+        let max_interval = MAX_INTERVAL;
         let min_interval = seconds("min_interval", layer.min_interval, 1.0)?;
         let check_interval = seconds("check_interval", layer.check_interval, 15.0)?;
         if min_interval > max_interval || check_interval > max_interval {
@@ -243,10 +313,10 @@ impl Config {
             )));
         }
         let watchdog = seconds("watchdog", layer.watchdog, 60.0)?;
-        if watchdog < crate::watchdog::BEAT_EVERY * 5 {
+        if watchdog < BEAT_EVERY * 5 {
             return Err(ConfigError::Invalid(format!(
                 "watchdog: at least {} s, so that a busy moment is not taken for a stuck agent",
-                (crate::watchdog::BEAT_EVERY * 5).as_secs()
+                (BEAT_EVERY * 5).as_secs()
             )));
         }
         let etcd_url = match layer.sd_config_backend.as_deref() {
@@ -263,6 +333,17 @@ impl Config {
             }
         };
         let token = in_cluster.then(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN));
+        let memory_limit_mib = layer.memory_limit_mib.unwrap_or(64);
+        let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
+        let workers = layer.workers.unwrap_or(4);
+        let slots = (memory_budget_mib / memory_limit_mib).max(1) as usize;
+        if slots < workers {
+            return Err(ConfigError::Invalid(format!(
+                "memory_budget_mib {memory_budget_mib} / memory_limit_mib {memory_limit_mib} gives {slots} instance \
+                 slots, fewer than workers {workers}: raise the budget or lower the workers"
+            )));
+        }
+        let call_timeout = seconds("call_timeout", layer.call_timeout, 30.0)?;
         Ok(Config {
             listener: layer.listener,
             pods_file: layer.pods_file,
@@ -282,7 +363,8 @@ impl Config {
             max_instances_per_namespace: layer.max_instances_per_namespace.unwrap_or(512),
             credential_files: layer.credential_files.unwrap_or_default(),
             watchdog,
-            workers: layer.workers.unwrap_or(4),
+            workers,
+            delivery_queue: layer.delivery_queue.unwrap_or(1024),
             status_addr: layer.status_addr.unwrap_or_else(|| DEFAULT_STATUS_ADDR.parse().expect("valid")),
             health_addr: layer.health_addr.unwrap_or_else(|| DEFAULT_HEALTH_ADDR.parse().expect("valid")),
             env_allowlist: layer.env_allowlist.unwrap_or_default(),
@@ -291,26 +373,13 @@ impl Config {
             api_key: layer.api_key,
             etcd_url,
             in_cluster,
+            checks_dir: paths::checks_dir(layer.checks_dir),
+            cache_dir: (!layer.no_cache.unwrap_or(false)).then(|| paths::cache_dir(layer.cache_dir)),
+            call_timeout,
+            memory_limit_mib,
+            memory_budget_mib,
+            response_limit_mib: layer.response_limit_mib.unwrap_or(4),
         })
-    }
-
-    /// What checks may read through the WIT `agent` interface.
-    pub fn agent_settings(&self) -> AgentSettings {
-        let kubelet_url = self.kubelet_url.clone().unwrap_or_else(|| {
-            let host = &self.kubelet_host;
-            if self.in_cluster { format!("https://{host}:10250") } else { format!("http://{host}:10255") }
-        });
-        AgentSettings {
-            hostname: self.hostname.clone(),
-            node_name: self.node_name.clone(),
-            kubelet_host: self.kubelet_host.clone(),
-            kubelet_url,
-            kubelet_tls_verify: self.kubelet_tls_verify,
-            kubelet_ca_file: self.kubelet_client_ca.as_ref().map(|p| p.display().to_string()),
-            kubelet_token_file: self.kubelet_token_path.as_ref().map(|p| p.display().to_string()),
-            procfs_root: self.procfs_path.clone(),
-            sysfs_root: self.sysfs_path.clone(),
-        }
     }
 }
 
@@ -341,11 +410,11 @@ mod tests {
     #[test]
     fn defaults_follow_the_environment_the_agent_runs_in() {
         let outside = Config::resolve(layer("kubelet_host: 10.0.0.5"), false, || Some("box".into())).unwrap();
-        assert_eq!(outside.agent_settings().kubelet_url, "http://10.0.0.5:10255");
+        assert_eq!(outside.kubelet_base_url(), "http://10.0.0.5:10255");
         assert_eq!(outside.hostname, "box");
         assert_eq!(outside.status_addr.to_string(), DEFAULT_STATUS_ADDR);
         let inside = Config::resolve(layer("kubelet_host: 10.0.0.5"), true, || None).unwrap();
-        assert_eq!(inside.agent_settings().kubelet_url, "https://10.0.0.5:10250");
+        assert_eq!(inside.kubelet_base_url(), "https://10.0.0.5:10250");
         assert_eq!(inside.kubelet_token_path.as_deref(), Some(Path::new(SERVICE_ACCOUNT_TOKEN)));
     }
 

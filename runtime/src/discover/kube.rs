@@ -16,7 +16,8 @@ use k8s_openapi::api::core::v1::Pod as ApiPod;
 use tokio::sync::mpsc;
 
 use super::change::ChangeFilter;
-use super::{DiscoverError, PodEvent, sorted, with_causes};
+use super::{DiscoverError, PodEvent, sorted};
+use crate::text::with_causes;
 use crate::pod::Pod;
 
 pub struct ApiListener {
@@ -34,13 +35,13 @@ impl ApiListener {
     pub async fn connect(node_name: impl Into<String>, api_server: Option<&str>) -> Result<Self, DiscoverError> {
         let config = match api_server {
             Some(url) => {
-                let uri = url.parse().map_err(|e| DiscoverError::ApiConfig(format!("{url}: {e}")))?;
+                let uri = url.parse().map_err(|e| DiscoverError::ApiConfig { url: Some(url.into()), source: format!("{e}").into() })?;
                 ::kube::Config::new(uri)
             }
-            None => ::kube::Config::infer().await.map_err(|e| DiscoverError::ApiConfig(with_causes(&e)))?,
+            None => ::kube::Config::infer().await.map_err(|e| DiscoverError::ApiConfig { url: None, source: e.into() })?,
         };
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
-        let client = ::kube::Client::try_from(config).map_err(|e| DiscoverError::ApiConfig(with_causes(&e)))?;
+        let client = ::kube::Client::try_from(config).map_err(|e| DiscoverError::ApiConfig { url: None, source: e.into() })?;
         Ok(ApiListener { node_name: node_name.into(), client, server })
     }
 

@@ -11,11 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::change::ChangeFilter;
-use super::{DiscoverError, PodEvent, backoff, sleep_unless_closed, sorted, with_causes};
+use super::{DiscoverError, PodEvent, backoff, sleep_unless_closed, sorted};
 use crate::pod::{Pod, PodList};
-
-/// Where Kubernetes mounts the pod's service-account token (rotated by the kubelet).
-pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 const SECURE_PORT: u16 = 10250;
 const READ_ONLY_PORT: u16 = 10255;
@@ -46,7 +43,7 @@ impl KubeletListener {
             host: host.into(),
             tls_verify: true,
             ca_file: None,
-            token_file: Some(PathBuf::from(SERVICE_ACCOUNT_TOKEN)),
+            token_file: Some(PathBuf::from(crate::config::SERVICE_ACCOUNT_TOKEN)),
             poll: Duration::from_secs(2),
         }
     }
@@ -60,12 +57,12 @@ impl KubeletListener {
         if let Some(ca) = &self.ca_file {
             // Regular and bounded: read on the runtime's thread, it cannot block or run long.
             let pem = crate::regular_file::read(ca, 1 << 20)
-                .map_err(|e| DiscoverError::TlsConfig(format!("reading {}: {e}", ca.display())))?;
+                .map_err(|e| DiscoverError::TlsConfig { what: format!("reading {}", ca.display()), source: e.into() })?;
             let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| DiscoverError::TlsConfig(format!("{}: {}", ca.display(), with_causes(&e))))?;
+                .map_err(|e| DiscoverError::TlsConfig { what: ca.display().to_string(), source: e.into() })?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder.build().map_err(|e| DiscoverError::TlsConfig(with_causes(&e)))?;
+        let http = builder.build().map_err(|e| DiscoverError::TlsConfig { what: "building the client".into(), source: e.into() })?;
         Ok(KubeletClient::new(http, endpoints(self.url.as_deref(), &self.host), self.token_file.clone()))
     }
 
@@ -191,17 +188,17 @@ impl KubeletClient {
         {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| DiscoverError::Request { url: url.clone(), reason: with_causes(&e) })?;
+        let response = request.send().await.map_err(|source| DiscoverError::Request { url: url.clone(), source })?;
         let status = response.status();
         if !status.is_success() {
             return Err(DiscoverError::Status { url, status: status.as_u16() });
         }
-        let body = response.bytes().await.map_err(|e| DiscoverError::Request { url: url.clone(), reason: with_causes(&e) })?;
+        let body = response.bytes().await.map_err(|source| DiscoverError::Request { url: url.clone(), source })?;
         // A node's pod list runs to megabytes: decoded on the blocking pool, not the runtime's thread.
         let decoded = tokio::task::spawn_blocking(move || serde_json::from_slice::<PodList>(&body)).await;
         match decoded {
             Ok(list) => Ok(list.map_err(|source| DiscoverError::Decode { url, source })?.items),
-            Err(join) => Err(DiscoverError::Request { url, reason: format!("decoding the pod list: {join}") }),
+            Err(source) => Err(DiscoverError::DecodeTask { url, source }),
         }
     }
 

@@ -18,10 +18,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::pod::Pod;
+use crate::text::with_causes;
 
 pub use file::{FileListener, parse_pods};
 pub use kube::ApiListener;
-pub use kubelet::{KubeletClient, KubeletListener, SERVICE_ACCOUNT_TOKEN};
+pub use kubelet::{KubeletClient, KubeletListener};
 
 /// What every listener sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,10 +63,12 @@ impl Listener {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    #[error("kubelet TLS settings: {0}")]
-    TlsConfig(String),
-    #[error("GET {url}: {reason}")]
-    Request { url: String, reason: String },
+    #[error("kubelet TLS settings: {what}: {}", with_causes(&**source))]
+    TlsConfig { what: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("GET {url}: {}", with_causes(source))]
+    Request { url: String, source: reqwest::Error },
+    #[error("GET {url}: decoding the pod list: {source}")]
+    DecodeTask { url: String, source: tokio::task::JoinError },
     #[error("GET {url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("GET {url}: not a PodList: {source}")]
@@ -78,8 +81,9 @@ pub enum DiscoverError {
     Parse { path: PathBuf, at: Option<(usize, usize)>, message: String },
     #[error("API server {server}: {reason}")]
     Api { server: String, reason: String },
-    #[error("API server client: {0}")]
-    ApiConfig(String),
+    /// `url` is the one given, if any.
+    #[error("API server client: {}{}", url.as_ref().map_or(String::new(), |u| format!("{u}: ")), with_causes(&**source))]
+    ApiConfig { url: Option<String>, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 /// `file:line:column` (1-based) when serde knows where, else just the file.
@@ -88,22 +92,6 @@ fn located(path: &Path, at: Option<(usize, usize)>) -> String {
         Some((line, column)) => format!("{}:{line}:{column}", path.display()),
         None => path.display().to_string(),
     }
-}
-
-/// An error with its causes: reqwest and kube put the useful part ("connection refused",
-/// "certificate not valid") in the source chain, not in the top-level message.
-pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
 }
 
 /// Pods in a stable order, so equal sets compare equal and logs are readable.

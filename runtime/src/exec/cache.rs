@@ -17,7 +17,7 @@ pub struct ArtifactCache {
     engine_hash: u64,
 }
 
-/// How a component was obtained (reported by `adrt bench` and in debug logs).
+/// How a component was obtained (reported by the benchmarks and in debug logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     Compiled,

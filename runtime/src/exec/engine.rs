@@ -32,6 +32,18 @@ pub struct EngineSettings {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl EngineSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        EngineSettings {
+            max_instances: config.instance_slots(),
+            memory_limit: (config.memory_limit_mib as usize) << 20,
+            response_limit: (config.response_limit_mib as usize) << 20,
+            call_timeout: config.call_timeout,
+            cache_dir: config.cache_dir.clone(),
+        }
+    }
+}
+
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
@@ -63,11 +75,11 @@ pub struct CheckEngine {
 
 impl CheckEngine {
     pub fn new(settings: EngineSettings, services: Arc<HostServices>) -> Result<Arc<Self>, ExecError> {
-        let engine = Engine::new(&config(&settings)).map_err(|e| ExecError::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&config(&settings)).map_err(|source| ExecError::Engine { what: "", source })?;
         let mut linker = Linker::new(&engine);
         Check::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
             .and_then(|_| wasmtime_wasi::p2::add_to_linker_async(&mut linker))
-            .map_err(|e| ExecError::Engine(format!("linking the host: {e:#}")))?;
+            .map_err(|source| ExecError::Engine { what: "linking the host: ", source })?;
         let cache = settings.cache_dir.clone().map(|dir| ArtifactCache::new(dir, &engine));
         let this = Arc::new(CheckEngine { engine, linker, cache, settings, services });
         spawn_epoch_ticker(Arc::downgrade(&this));
@@ -98,7 +110,7 @@ impl CheckEngine {
 
     /// Loads a component from memory (`path` is only for messages).
     pub fn load_bytes(&self, name: &str, path: &Path, wasm: &[u8]) -> Result<LoadedCheck, ExecError> {
-        let invalid = |e: wasmtime::Error| ExecError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
+        let invalid = |source| ExecError::Invalid { path: path.to_path_buf(), what: "", source };
         let (component, origin) = match &self.cache {
             Some(cache) => cache.load(&self.engine, name, wasm).map_err(invalid)?,
             None => (Component::new(&self.engine, wasm).map_err(invalid)?, Origin::Compiled),
@@ -107,7 +119,7 @@ impl CheckEngine {
             .linker
             .instantiate_pre(&component)
             .and_then(CheckPre::new)
-            .map_err(|e| ExecError::Invalid { path: path.to_path_buf(), reason: format!("does not fit adrt:check: {e:#}") })?;
+            .map_err(|source| ExecError::Invalid { path: path.to_path_buf(), what: "does not fit adrt:check: ", source })?;
         Ok(LoadedCheck { name: Arc::from(name), path: path.to_path_buf(), origin, pre })
     }
 }

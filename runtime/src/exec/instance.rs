@@ -13,7 +13,7 @@ use super::ExecError;
 use super::bindings::{Check, CheckError, CheckInfo};
 use super::engine::{CheckEngine, EPOCH_TICK, LoadedCheck};
 use super::store::{Call, StoreState};
-use crate::aggregate::Submissions;
+use super::submission::Submissions;
 
 /// Extra time given to the async call after the epoch deadline, so the epoch trap (which
 /// names the cause) normally wins over the outer timeout.

@@ -8,8 +8,10 @@
 //! - `host`: one file per WIT interface.
 //! - [`pool`]: checks loaded once by name; live instances pooled per (tenant, check,
 //!   init_config) in a bounded number of slots.
+//! - [`run`]: one run of one instance on a pooled instance (the agent's and `adrt check`'s).
 //! - [`policy`]: the hook every import passes.
 //! - [`services`]: what all stores share (policy, HTTP clients, agent settings, state).
+//! - [`submission`]: what a run submits (samples, service checks, events), for `aggregate`.
 
 pub mod bindings;
 pub mod cache;
@@ -18,15 +20,19 @@ pub mod host;
 pub mod instance;
 pub mod policy;
 pub mod pool;
+pub mod run;
 pub mod services;
 pub mod store;
+pub mod submission;
 
 use std::path::PathBuf;
 
 pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
 pub use instance::{LiveInstance, RunError, RunOutcome};
 pub use pool::{CheckRegistry, InstancePool, Lease};
+pub use run::{Execution, RunRequest};
 pub use services::{AgentSettings, HostServices};
+pub use submission::{Event, MetricKind, Sample, ServiceCheck, Status, Submissions};
 
 /// Why a check could not be loaded or started. None of these stop the agent: the check
 /// concerned is reported as failing and the others go on.
@@ -34,15 +40,28 @@ pub use services::{AgentSettings, HostServices};
 pub enum ExecError {
     #[error("no check named {name:?} in {}{}", dir.display(), available_list(available))]
     NotFound { name: String, dir: PathBuf, available: Vec<String> },
-    #[error("{} is not a valid adrt check component: {reason}", path.display())]
-    Invalid { path: PathBuf, reason: String },
+    #[error("{} is not a valid adrt check component: {what}{source:#}", path.display())]
+    Invalid {
+        path: PathBuf,
+        /// What was being done, ending in `: `, or empty.
+        what: &'static str,
+        source: wasmtime::Error,
+    },
     #[error("check {check}: init failed: {error}")]
-    Init { check: String, error: RunError },
+    Init {
+        check: String,
+        #[source]
+        error: RunError,
+    },
     /// No live instance could be had for the run (see `pool`): this run fails, others go on.
     #[error("no instance slot: {0}")]
     NoSlot(String),
-    #[error("wasmtime engine: {0}")]
-    Engine(String),
+    #[error("wasmtime engine: {what}{source:#}")]
+    Engine {
+        /// What was being done, ending in `: `, or empty.
+        what: &'static str,
+        source: wasmtime::Error,
+    },
 }
 
 fn available_list(available: &[String]) -> String {

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::bindings::adrt::check::agent::{AgentContext, Kubelet};
 use super::host::http::HttpClients;
 use super::policy::{AllowAndCount, Policy};
+use crate::config::Config;
 
 /// The agent's settings a check may read (the WIT `agent` interface).
 #[derive(Debug, Clone)]
@@ -26,6 +27,20 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
+    pub fn from_config(config: &Config) -> Self {
+        AgentSettings {
+            hostname: config.hostname.clone(),
+            node_name: config.node_name.clone(),
+            kubelet_host: config.kubelet_host.clone(),
+            kubelet_url: config.kubelet_base_url(),
+            kubelet_tls_verify: config.kubelet_tls_verify,
+            kubelet_ca_file: config.kubelet_client_ca.as_ref().map(|p| p.display().to_string()),
+            kubelet_token_file: config.kubelet_token_path.as_ref().map(|p| p.display().to_string()),
+            procfs_root: config.procfs_path.clone(),
+            sysfs_root: config.sysfs_path.clone(),
+        }
+    }
+
     pub(crate) fn to_wit(&self) -> AgentContext {
         AgentContext {
             hostname: self.hostname.clone(),
@@ -118,11 +133,9 @@ impl HostServices {
         HostServices { policy, agent, credentials, http: HttpClients::default(), state: Mutex::new(HashMap::new()) }
     }
 
-    /// Allow-and-count policy; the agent settings from the environment and the config file,
-    /// as `adrt run` would give them.
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let config = crate::config::Config::load(crate::config::Layer::default(), None)?;
-        Ok(Self::new(Arc::new(AllowAndCount::default()), config.agent_settings(), &config.credential_files))
+    /// Allow-and-count policy; the agent settings and credential files of `config`.
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(Arc::new(AllowAndCount::default()), AgentSettings::from_config(config), &config.credential_files)
     }
 
     pub(crate) fn state_get(&self, instance_id: &str, key: &str) -> Option<String> {

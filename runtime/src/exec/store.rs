@@ -9,7 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::host::wasi_log::LogStream;
 use super::services::HostServices;
-use crate::aggregate::Submissions;
+use super::submission::Submissions;
 
 /// Per-store state: which check this is, the current call, and its limits.
 pub struct StoreState {

@@ -12,28 +12,28 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::annotations;
-use crate::confd::FileConfig;
 use crate::instance_id::instance_id;
+use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Severity};
 use crate::pod::{Container, Pod};
 use crate::text;
 use template::{Target, Vars};
 
 pub struct DiscoveryContext<'a> {
-    /// `%%hostname%%`.
+    /// `%%hostname%%` of a static config or of a pod on the host's network.
     pub node_name: &'a str,
     /// `%%env_<VAR>%%` resolves only for these names.
     pub env_allowlist: &'a [String],
     /// Whether checks.d holds `<name>.wasm`.
     pub known_checks: &'a dyn Fn(&str) -> bool,
     /// conf.d configs with `ad_identifiers`.
-    pub file_templates: &'a [FileConfig],
+    pub file_templates: &'a [CheckTemplate],
     pub limits: Limits,
 }
 
 /// Bounds on what a pod's annotations may ask for (the agent's settings of the same names).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// `min_collection_interval` is refused below this and above [`crate::schedule::MAX_INTERVAL`].
+    /// `min_collection_interval` is refused below this and above [`MAX_INTERVAL`].
     pub min_interval: std::time::Duration,
     /// Instances one pod's annotations may declare; over it, none of them is scheduled.
     pub max_instances_per_pod: usize,
@@ -73,6 +73,21 @@ pub struct ResolvedConfig {
     pub min_collection_interval: Option<f64>,
 }
 
+impl ResolvedConfig {
+    /// The instance's own `tags` plus the container's, which the host adds to everything the
+    /// instance submits.
+    pub fn instance_tags(&self) -> Vec<String> {
+        let own = self.instance.get("tags").and_then(|t| t.as_array()).into_iter().flatten().filter_map(|t| t.as_str());
+        let mut tags: Vec<String> = own.map(str::to_string).collect();
+        for tag in &self.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        tags
+    }
+}
+
 /// A template that cannot be scheduled (yet): unresolvable variable, unknown check, ...
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnresolvedConfig {
@@ -82,22 +97,6 @@ pub struct UnresolvedConfig {
     /// The template as written.
     pub instance: Value,
     pub reason: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problem {
-    /// `pod <ns>/<name>`, `pod <ns>/<name> container <c>` or `file <path>`.
-    pub entity: String,
-    pub severity: Severity,
-    /// Names the annotation key or file.
-    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -123,7 +122,7 @@ struct Scope<'a> {
     ctx: &'a DiscoveryContext<'a>,
     vars: Vars<'a>,
     source: Source,
-    entity: String,
+    entity: Entity,
     tags: Vec<String>,
     tolerate_unready: bool,
 }
@@ -133,28 +132,23 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
     let mut out = PodConfigs { problems, ..PodConfigs::default() };
     let declared: usize = parsed.containers.values().map(|c| c.templates.len()).sum();
     if declared > ctx.limits.max_instances_per_pod {
-        out.problems.push(Problem {
-            entity: format!("pod {}", pod.key()),
-            severity: Severity::Error,
-            message: format!(
+        out.problems.push(Problem::error(
+            Entity::pod(pod),
+            format!(
                 "the pod's annotations declare {declared} check instances, over the agent's limit of {} per pod \
                  (max_instances_per_pod): none of them is scheduled",
                 ctx.limits.max_instances_per_pod
             ),
-        });
+        ));
         return out;
     }
     let empty = Map::new().into();
     for container in pod.all_containers() {
         let Some(ann) = parsed.containers.get(&container.name) else { continue };
-        let entity = format!("pod {} container {}", pod.key(), container.name);
+        let entity = Entity::container(pod, &container.name);
         if let Some(key) = parsed.excluded_by.as_ref().or(ann.excluded_by.as_ref()) {
             if !ann.templates.is_empty() {
-                out.problems.push(Problem {
-                    entity,
-                    severity: Severity::Warning,
-                    message: text::bounded(format!("check annotations of the container are ignored: `{key}` excludes it")),
-                });
+                out.problems.push(Problem::warning(entity, format!("check annotations of the container are ignored: `{key}` excludes it")));
             }
             continue;
         }
@@ -185,8 +179,8 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
             for instance in &file.instances {
                 candidates.push(Candidate {
                     check: &file.check,
-                    provider: format!("{} (ad_identifiers)", file.provider()),
-                    origin: file.origin(),
+                    provider: format!("{} (ad_identifiers)", file.provider_name()),
+                    origin: file.entity().to_string(),
                     init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                     instance,
                     ignore_tags: false,
@@ -226,7 +220,7 @@ fn ad_identifiers<'a>(container: &'a Container, ann: &'a annotations::ContainerA
     vec![image.name, image.short]
 }
 
-pub fn static_configs(files: &[FileConfig], ctx: &DiscoveryContext) -> PodConfigs {
+pub fn static_configs(files: &[CheckTemplate], ctx: &DiscoveryContext) -> PodConfigs {
     let mut out = PodConfigs::default();
     let empty = Map::new().into();
     for file in files.iter().filter(|f| f.ad_identifiers.is_empty()) {
@@ -234,15 +228,15 @@ pub fn static_configs(files: &[FileConfig], ctx: &DiscoveryContext) -> PodConfig
             ctx,
             vars: Vars { target: None, node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
             source: Source::default(),
-            entity: file.origin(),
+            entity: file.entity(),
             tags: Vec::new(),
             tolerate_unready: false,
         };
         for instance in &file.instances {
             let candidate = Candidate {
                 check: &file.check,
-                provider: file.provider(),
-                origin: file.origin(),
+                provider: file.provider_name(),
+                origin: file.entity().to_string(),
                 init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                 instance,
                 ignore_tags: false,
@@ -256,7 +250,7 @@ pub fn static_configs(files: &[FileConfig], ctx: &DiscoveryContext) -> PodConfig
 impl Scope<'_> {
     fn emit(&self, c: Candidate, out: &mut PodConfigs) {
         // Names, keys and values in messages come from the pod: bounded.
-        let problem = |severity, message: String| Problem { entity: self.entity.clone(), severity, message: text::bounded(message) };
+        let problem = |severity, message: String| Problem::new(self.entity.clone(), severity, message);
         let unresolved = |reason: String| UnresolvedConfig {
             check: c.check.to_string(),
             provider: c.provider.clone(),
@@ -287,7 +281,7 @@ impl Scope<'_> {
                 return;
             }
         };
-        let (shortest, longest) = (self.ctx.limits.min_interval.as_secs_f64(), crate::schedule::MAX_INTERVAL.as_secs_f64());
+        let (shortest, longest) = (self.ctx.limits.min_interval.as_secs_f64(), MAX_INTERVAL.as_secs_f64());
         let min_collection_interval = match instance.get("min_collection_interval") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_f64().filter(|s| (shortest..=longest).contains(s)) {

@@ -96,8 +96,13 @@ fn fail(reason: String) -> Unresolvable {
 
 fn variable(name: &str, vars: &Vars) -> Result<String, Unresolvable> {
     if name == "hostname" {
+        // Datadog resolves it to the service's hostname: for a container, the one it sees. A pod
+        // on the host's network, and a static config, have the node's.
+        if let Some(hostname) = vars.target.as_ref().and_then(|t| t.pod.hostname()) {
+            return Ok(hostname);
+        }
         return match vars.node_name {
-            "" => Err(fail("%%hostname%%: the node name is unknown".to_string())),
+            "" => Err(fail("%%hostname%%: the node name is unknown (set node_name)".to_string())),
             node => Ok(node.to_string()),
         };
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::confd::FileConfig;
+use crate::model::{CheckTemplate, Provider};
 use crate::pod::{ContainerPort, ContainerStatus, OwnerReference, PodList};
 
 const KNOWN: &[&str] = &["nginx", "redisdb", "http_check", "go_expvar", "openmetrics"];
@@ -52,7 +52,7 @@ fn pod(annotations: &[(&str, &str)]) -> Pod {
     pod
 }
 
-fn discover(pod: &Pod, files: &[FileConfig]) -> PodConfigs {
+fn discover(pod: &Pod, files: &[CheckTemplate]) -> PodConfigs {
     let allow = vec!["PATH".to_string()];
     let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: files, limits: Default::default() };
     discover_pod(pod, &ctx)
@@ -397,7 +397,7 @@ const CASES: &[Case] = &[
             "sidecar",
             "redisdb",
             "v2",
-            r#"{"ns": "shop", "pod": "web-7c5ddbdf54-x2x4z", "uid": "uid-1", "c": "sidecar", "node": "node-1", "path": "$PATH", "port": 6379, "hp": "10.0.0.5"}"#,
+            r#"{"ns": "shop", "pod": "web-7c5ddbdf54-x2x4z", "uid": "uid-1", "c": "sidecar", "node": "web-7c5ddbdf54-x2x4z", "path": "$PATH", "port": 6379, "hp": "10.0.0.5"}"#,
         )],
         unresolved: &[],
         problems: &[],
@@ -552,7 +552,7 @@ fn annotation_cases() {
         assert_eq!(got.problems.len(), case.problems.len(), "{name}: problems {:#?}", got.problems);
         for (severity, entity, message) in case.problems {
             assert!(
-                got.problems.iter().any(|p| p.severity == *severity && p.entity.ends_with(entity) && p.message.contains(message)),
+                got.problems.iter().any(|p| p.severity == *severity && p.entity.to_string().ends_with(entity) && p.message.contains(message)),
                 "{name}: no {severity:?} problem on {entity:?} with {message:?} in {:#?}",
                 got.problems
             );
@@ -618,14 +618,13 @@ fn a_pod_without_an_ip_waits_quietly() {
     assert_eq!(discover(&p, &[]).resolved[0].instance, json!({"url": "http://10.0.0.9:80/status"}));
 }
 
-fn file(check: &str, ad_identifiers: &[&str], instances: Value) -> FileConfig {
-    FileConfig {
+fn file(check: &str, ad_identifiers: &[&str], instances: Value) -> CheckTemplate {
+    CheckTemplate {
         check: check.into(),
-        path: PathBuf::from(format!("/etc/adrt/conf.d/{check}.yaml")),
+        provider: Provider::File { path: PathBuf::from(format!("/etc/adrt/conf.d/{check}.yaml")) },
         init_config: json!({}),
         instances: instances.as_array().unwrap().clone(),
         ad_identifiers: ad_identifiers.iter().map(|s| s.to_string()).collect(),
-        store: None,
     }
 }
 
@@ -711,7 +710,7 @@ fn static_configs_resolve_node_variables_only() {
     assert!(reasons[1].contains("%%env_HOME%% is denied"));
     assert!(reasons[2].contains("no check component `mysql.wasm`"));
     assert_eq!(got.problems.len(), 3);
-    assert!(got.problems.iter().all(|p| p.entity.starts_with("file /etc/adrt/conf.d/") && p.severity == Severity::Error));
+    assert!(got.problems.iter().all(|p| p.entity.to_string().starts_with("file /etc/adrt/conf.d/") && p.severity == Severity::Error));
 }
 
 #[test]
@@ -762,7 +761,7 @@ fn kubelet_fixture_pods() {
     assert_eq!(demo.unresolved[0].provider, "kubernetes annotations (service-discovery.datadoghq.com legacy)");
     assert!(demo.unresolved[0].reason.contains("%%tags%%"));
     assert_eq!(demo.problems.len(), 1);
-    assert_eq!(demo.problems[0].entity, "pod default/demo-app-success-c485bc67b-klj45 container demo-app");
+    assert_eq!(demo.problems[0].entity.to_string(), "pod default/demo-app-success-c485bc67b-klj45 container demo-app");
     for (key, got) in &all {
         if key != "default/demo-app-success-c485bc67b-klj45" {
             assert_eq!(got, &PodConfigs::default(), "{key}");
@@ -801,7 +800,7 @@ fn kubelet_fixture_exclude_annotations() {
     let got = discover(&fluentd, &[]);
     assert_eq!(got.problems.len(), 1, "{:#?}", got.problems);
     assert_eq!(got.problems[0].severity, Severity::Warning);
-    assert_eq!(got.problems[0].entity, "pod kube-system/fluentd-gcp-v2.0.10-9q9t4 container fluentd-gcp");
+    assert_eq!(got.problems[0].entity.to_string(), "pod kube-system/fluentd-gcp-v2.0.10-9q9t4 container fluentd-gcp");
     assert!(got.problems[0].message.contains("did you mean `ad.datadoghq.com/fluentd-gcp.metrics_exclude`?"));
 
     // Spelled right, it excludes that container only; the init container is a target too.
@@ -915,7 +914,7 @@ fn malformed_keys_and_values_neither_panic_nor_pass_unnoticed() {
                     assert!(!found.resolved.iter().any(|r| r.source.container == "web"), "{case}: {:?}", found.resolved);
                 }
                 for problem in &found.problems {
-                    assert!(problem.entity.starts_with("pod shop/web-7c5ddbdf54-x2x4z"), "{case}: {problem:?}");
+                    assert!(problem.entity.to_string().starts_with("pod shop/web-7c5ddbdf54-x2x4z"), "{case}: {problem:?}");
                     assert!(!problem.message.is_empty(), "{case}");
                 }
                 // A config annotation of a real container that is not JSON is an error naming it.
@@ -940,4 +939,25 @@ fn malformed_keys_and_values_neither_panic_nor_pass_unnoticed() {
             }
         }
     }
+}
+
+/// `%%hostname%%` is the hostname the container sees, as Datadog's container service reports it:
+/// `spec.hostname`, else the pod name (cut as the kubelet cuts it); a host-network pod sees the
+/// node's.
+#[test]
+fn hostname_is_what_the_container_sees() {
+    let annotation = [("ad.datadoghq.com/web.checks", r#"{"nginx": {"instances": [{"h": "%%hostname%%"}]}}"#)];
+    let hostname = |pod: &Pod| discover(pod, &[]).resolved[0].instance["h"].clone();
+    let mut p = pod(&annotation);
+    assert_eq!(hostname(&p), "web-7c5ddbdf54-x2x4z");
+    p.spec.hostname = Some("db-0".into());
+    assert_eq!(hostname(&p), "db-0");
+    p.spec.hostname = None;
+    p.metadata.name = format!("{}-.x", "a".repeat(61));
+    assert_eq!(hostname(&p), "a".repeat(61), "63 characters, without the trailing `-`");
+    p.spec.host_network = Some(true);
+    assert_eq!(hostname(&p), "node-1");
+    let ctx = DiscoveryContext { node_name: "", env_allowlist: &[], known_checks: &known, file_templates: &[], limits: Default::default() };
+    let got = discover_pod(&p, &ctx);
+    assert!(got.unresolved[0].reason.contains("%%hostname%%: the node name is unknown"), "{got:?}");
 }

@@ -5,7 +5,9 @@
 //! agent start) spread over the interval; from then on runs keep a fixed cadence. A run that
 //! overran skips the slots it missed rather than firing them back to back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sha2::{Digest, Sha256};
 

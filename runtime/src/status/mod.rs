@@ -14,6 +14,21 @@ pub struct Status {
     /// Sorted by name.
     pub checks: Vec<CheckStatus>,
     pub autodiscovery_errors: Vec<EntityErrors>,
+    #[serde(default)]
+    pub delivery: DeliveryStatus,
+}
+
+/// The queue between the runs and the sink (see `send`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryStatus {
+    /// Batches (one run's results each) waiting for the sink.
+    pub queued: usize,
+    pub capacity: usize,
+    pub sent: u64,
+    /// Refused because the queue was full.
+    pub dropped: u64,
+    /// The sink failed on them.
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@
 //! read through etcd's v3 JSON gateway (`POST /v3/kv/range`, base64 keys), so no gRPC stack.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -17,19 +16,21 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::confd::FileConfig;
-use crate::resolve::{Problem, Severity};
+use crate::model::{CheckTemplate, Entity, Problem, Provider};
+use crate::text::with_causes;
 
 pub const PREFIX: &str = "/datadog/check_configs/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("etcd {url}: {reason}")]
-    Request { url: String, reason: String },
+    #[error("etcd {url}: {}", with_causes(source))]
+    Request { url: String, source: reqwest::Error },
     #[error("etcd {url}: HTTP {status}: {body}")]
     Status { url: String, status: u16, body: String },
     #[error("etcd {url}: unexpected answer: {reason}")]
     Decode { url: String, reason: String },
+    #[error("etcd {url}: unexpected answer: {source}")]
+    NotJson { url: String, source: serde_json::Error },
 }
 
 pub struct EtcdStore {
@@ -58,25 +59,26 @@ impl EtcdStore {
             .timeout(Duration::from_secs(5))
             .tls_built_in_root_certs(false)
             .build()
-            .map_err(|e| StoreError::Request { url: url.clone(), reason: e.to_string() })?;
+            .map_err(|source| StoreError::Request { url: url.clone(), source })?;
         Ok(EtcdStore { url, poll: Duration::from_secs(5), http })
     }
 
     /// Every template under [`PREFIX`], with the problems of the malformed ones.
-    pub async fn fetch(&self) -> Result<(Vec<FileConfig>, Vec<Problem>), StoreError> {
+    pub async fn fetch(&self) -> Result<(Vec<CheckTemplate>, Vec<Problem>), StoreError> {
         let endpoint = format!("{}/v3/kv/range", self.url.trim_end_matches('/'));
-        let err = |reason: String| StoreError::Request { url: self.url.clone(), reason };
+        let err = |source| StoreError::Request { url: self.url.clone(), source };
         // range_end is the prefix with its last byte incremented: every key that starts with it.
         let range_end = format!("{}0", PREFIX.trim_end_matches('/'));
         let body = json!({"key": B64.encode(PREFIX), "range_end": B64.encode(range_end)});
-        let response = self.http.post(&endpoint).header("content-type", "application/json").body(body.to_string()).send().await.map_err(|e| err(crate::discover::with_causes(&e)))?;
+        let response = self.http.post(&endpoint).header("content-type", "application/json").body(body.to_string()).send().await.map_err(err)?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| err(e.to_string()))?;
+        let text = response.text().await.map_err(err)?;
         if !status.is_success() {
             return Err(StoreError::Status { url: self.url.clone(), status: status.as_u16(), body: text.trim().chars().take(200).collect() });
         }
         let decode = |reason: String| StoreError::Decode { url: self.url.clone(), reason };
-        let range: RangeResponse = serde_json::from_str(&text).map_err(|e| decode(e.to_string()))?;
+        let range: RangeResponse =
+            serde_json::from_str(&text).map_err(|source| StoreError::NotJson { url: self.url.clone(), source })?;
         let mut entries = Vec::new();
         for kv in range.kvs {
             let key = B64.decode(&kv.key).ok().and_then(|k| String::from_utf8(k).ok()).ok_or_else(|| decode(format!("key {:?} is not base64 UTF-8", kv.key)))?;
@@ -88,32 +90,33 @@ impl EtcdStore {
 }
 
 /// Groups keys by image and parses each image's three lists.
-pub fn templates(url: &str, entries: Vec<(String, String)>) -> (Vec<FileConfig>, Vec<Problem>) {
+pub fn templates(url: &str, entries: Vec<(String, String)>) -> (Vec<CheckTemplate>, Vec<Problem>) {
     let mut images: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut problems = Vec::new();
-    let problem = |entity: String, message: String| Problem { entity, severity: Severity::Error, message };
     for (key, value) in entries {
         let rest = key.strip_prefix(PREFIX).unwrap_or(&key);
         match rest.split_once('/') {
             Some((image, field)) if !image.is_empty() => {
                 images.entry(image.to_string()).or_default().insert(field.to_string(), value);
             }
-            _ => problems.push(problem(format!("etcd {url}"), format!("key `{key}` is not `{PREFIX}<image>/<field>`"))),
+            _ => problems.push(Problem::error(
+                Entity::Store { url: url.to_string(), key: None },
+                format!("key `{key}` is not `{PREFIX}<image>/<field>`"),
+            )),
         }
     }
     let mut configs = Vec::new();
     for (image, fields) in images {
-        let entity = format!("etcd {url} {PREFIX}{image}");
+        let key = format!("{PREFIX}{image}");
         match image_templates(&image, &fields) {
-            Ok(found) => configs.extend(found.into_iter().map(|(check, init_config, instances)| FileConfig {
+            Ok(found) => configs.extend(found.into_iter().map(|(check, init_config, instances)| CheckTemplate {
                 check,
-                path: PathBuf::from(format!("{PREFIX}{image}")),
+                provider: Provider::Etcd { url: url.to_string(), key: key.clone() },
                 init_config,
                 instances,
                 ad_identifiers: vec![image.clone()],
-                store: Some(url.to_string()),
             })),
-            Err(message) => problems.push(problem(entity, message)),
+            Err(message) => problems.push(Problem::error(Entity::Store { url: url.to_string(), key: Some(key) }, message)),
         }
     }
     (configs, problems)
@@ -187,7 +190,7 @@ mod tests {
         assert_eq!(configs.len(), 1);
         assert_eq!(configs[0].check, "nginx");
         assert_eq!(configs[0].ad_identifiers, ["nginx"]);
-        assert_eq!(configs[0].provider(), "etcd http://127.0.0.1:4001 /datadog/check_configs/nginx");
+        assert_eq!(configs[0].provider_name(), "etcd http://127.0.0.1:4001 /datadog/check_configs/nginx");
     }
 
     #[test]

@@ -40,7 +40,7 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Reads a regular file whole, as the `files.read` import does (`adrt bench` measures this
+/// Reads a regular file whole, as the `files.read` import does (the benchmarks measure this
 /// natively as the checks' bare I/O).
 pub fn read_file(path: &str) -> Result<Vec<u8>, Error> {
     read_regular_file(path, MAX_FILE_BYTES)
@@ -109,7 +109,7 @@ fn io_error(path: &str, error: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::scratch_dir;
+    use adrt_testkit::scratch_dir;
     use std::sync::mpsc;
     use std::time::Duration;
 

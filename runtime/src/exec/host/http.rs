@@ -207,7 +207,7 @@ mod tests {
     use super::*;
 
     fn certificate(dir: &std::path::Path, name: &str) -> Vec<u8> {
-        std::fs::read(crate::testing::self_signed_certificate(dir, name).0).unwrap()
+        std::fs::read(adrt_testkit::self_signed_certificate(dir, name).0).unwrap()
     }
 
     #[test]
@@ -222,7 +222,7 @@ mod tests {
         assert!(matches!(&error, Error::Tls(m) if m.starts_with(url)), "{error:?}");
         assert_eq!(clients.len(), 1);
         // The same bundle (whatever path it was read from) shares one client.
-        let dir = crate::testing::scratch_dir("ca-bundles");
+        let dir = adrt_testkit::scratch_dir("ca-bundles");
         let first = certificate(&dir, "ca-0");
         clients.get(true, true, Some(&first), url).unwrap();
         clients.get(true, true, Some(&first.clone()), url).unwrap();

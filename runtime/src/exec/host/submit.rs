@@ -1,6 +1,6 @@
 //! `submit`: metrics, service checks and events, collected for the current call.
 
-use crate::aggregate::{Event, MetricKind, Sample, ServiceCheck, Status};
+use crate::exec::submission::{Event, MetricKind, Sample, ServiceCheck, Status};
 use crate::exec::bindings::adrt::check::submit::Host;
 use crate::exec::bindings::adrt::check::types as wit;
 use crate::exec::policy::Import;

@@ -1,10 +1,25 @@
-//! Fakes of the Kubernetes endpoints adrt talks to, speaking the real wire protocol: used by the
-//! integration tests and by `adrt bench`, which measures discovery against them.
+//! What the tests and benchmarks of adrt need and the agent must not ship: fakes of the
+//! Kubernetes endpoints speaking the real wire protocol, a local nginx and kubelet, scratch
+//! directories, certificates, and where the build put the checks and the test components.
+//! A dev-dependency only (`publish = false`); its build script builds the test components
+//! (`tests/components/`) into `target/test-checks.d`, so a plain `cargo build` never does.
 
 pub mod fake_kube;
+pub mod local_kubelet;
+pub mod local_nginx;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The checks the build made (`target/checks.d`).
+pub fn checks_dir() -> PathBuf {
+    PathBuf::from(env!("ADRT_TEST_BUILD_CHECKS_DIR"))
+}
+
+/// The test components (`tests/components/`, built by this crate's build script).
+pub fn test_checks_dir() -> PathBuf {
+    PathBuf::from(env!("ADRT_TEST_COMPONENTS_DIR"))
+}
 
 /// A fresh, empty directory under the system's temp dir, unique to this process and call.
 pub fn scratch_dir(tag: &str) -> PathBuf {

@@ -6,12 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cli::engine_args::EngineArgs;
-use crate::exec::host::files;
-use crate::exec::policy::{Import, Policy};
-use crate::exec::{CheckEngine, HostServices, LiveInstance};
+use adrt::exec::host::files;
+use adrt::exec::policy::{Import, Policy};
+use adrt::exec::{AgentSettings, CheckEngine, EngineSettings, HostServices, LiveInstance};
 
-use super::{Table, median};
+use super::{Setup, Table, median};
 
 /// Datadog's Python network check on this kind of machine (issue 3), per run: its numbers, not
 /// measured here.
@@ -47,10 +46,11 @@ impl Policy for Recorder {
     }
 }
 
-pub async fn section(args: &EngineArgs, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
+pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
     let recorder = Arc::new(Recorder::default());
-    let agent = HostServices::from_env()?.agent;
-    let engine = CheckEngine::new(args.engine_settings(), Arc::new(HostServices::new(recorder.clone(), agent, &[])))?;
+    let config = setup.config()?;
+    let services = HostServices::new(recorder.clone(), AgentSettings::from_config(&config), &[]);
+    let engine = CheckEngine::new(EngineSettings::from_config(&config), Arc::new(services))?;
     let loaded = engine.load(checks_dir, "network")?;
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
 

@@ -1,4 +1,4 @@
-//! What a check run submits, before aggregation.
+//! What a check run submits, before aggregation: `exec` produces these, `aggregate` reads them.
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! A throwaway nginx on a loopback port with `stub_status`, for `adrt bench` and the tests.
+//! A throwaway nginx on a loopback port with `stub_status`, for the benchmarks and the tests.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

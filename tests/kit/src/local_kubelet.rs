@@ -1,5 +1,5 @@
 //! A throwaway kubelet on a loopback port that answers fixed responses by path (by default the
-//! real kubelet responses in tests/fixtures/kubelet), for `adrt bench` and the tests: the
+//! real kubelet responses in tests/fixtures/kubelet), for the benchmarks and the tests: the
 //! kubernetes check needs no cluster to be measured or tested.
 
 use std::collections::HashMap;
@@ -16,10 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 /// A real kubelet's `/pods` (Datadog's kubelet check fixture; see tests/fixtures/kubelet/SOURCE.md).
-/// Built into the binary so that `adrt bench` runs anywhere.
-pub const PODS_JSON: &[u8] = include_bytes!("../../../../tests/fixtures/kubelet/pods.json");
+pub const PODS_JSON: &[u8] = include_bytes!("../../fixtures/kubelet/pods.json");
 /// A real kubelet's `/stats/summary`, from another cluster than [`PODS_JSON`].
-pub const STATS_SUMMARY_JSON: &[u8] = include_bytes!("../../../../tests/fixtures/kubelet/stats_summary.json");
+pub const STATS_SUMMARY_JSON: &[u8] = include_bytes!("../../fixtures/kubelet/stats_summary.json");
 
 /// What the server answers for one path.
 #[derive(Debug, Clone)]

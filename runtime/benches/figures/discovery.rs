@@ -9,17 +9,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::Table;
-use super::local_nginx::LocalNginx;
-use crate::aggregate::Flushed;
-use crate::agent::Agent;
-use crate::cli::engine_args::EngineArgs;
-use crate::config::{Config, Layer};
-use crate::discover::{ApiListener, KubeletListener, Listener};
-use crate::exec::CheckRegistry;
-use crate::resolve::ResolvedConfig;
-use crate::schedule::Sink;
-use crate::testing::fake_kube::{FakeApiServer, FakeKubelet, pod_json};
+use adrt::agent::Agent;
+use adrt::config::Layer;
+use adrt::discover::{ApiListener, KubeletListener, Listener};
+use adrt::exec::{CheckEngine, CheckRegistry, EngineSettings, HostServices};
+use adrt::send::{Batch, Sink};
+use adrt_testkit::fake_kube::{FakeApiServer, FakeKubelet, pod_json};
+use adrt_testkit::local_nginx::LocalNginx;
+use futures::future::BoxFuture;
+
+use super::{Setup, Table};
 
 /// The kubelet poll used here: the target is poll + 100 ms, whatever the poll.
 const KUBELET_POLL: Duration = Duration::from_millis(500);
@@ -32,9 +31,10 @@ struct FirstRuns {
 }
 
 impl Sink for FirstRuns {
-    fn send(&self, config: &ResolvedConfig, _: &Flushed) {
-        self.seen.lock().unwrap().entry(config.source.pod.clone()).or_insert_with(Instant::now);
+    fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, ()> {
+        self.seen.lock().unwrap().entry(batch.config.source.pod.clone()).or_insert_with(Instant::now);
         self.changed.notify_waiters();
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -66,7 +66,7 @@ pub(super) fn nginx_pod(n: usize, nginx: &LocalNginx, checks: &Value) -> Value {
     pod
 }
 
-pub async fn section(args: &EngineArgs, samples: usize, table: &mut Table) -> anyhow::Result<()> {
+pub async fn section(setup: &Setup, samples: usize, table: &mut Table) -> anyhow::Result<()> {
     let nginx = LocalNginx::start()?;
 
     let kubelet = FakeKubelet::start(Vec::new()).await;
@@ -76,12 +76,12 @@ pub async fn section(args: &EngineArgs, samples: usize, table: &mut Table) -> an
         token_file: None,
         ..KubeletListener::new("127.0.0.1")
     });
-    let latencies = measure(args, listener, samples, KUBELET_POLL, &nginx, |p| kubelet.add_pod(p)).await?;
+    let latencies = measure(setup, listener, samples, KUBELET_POLL, &nginx, |p| kubelet.add_pod(p)).await?;
     percentiles(table, "discovery latency, kubelet poll every 500 ms", latencies, KUBELET_POLL + Duration::from_millis(100));
 
     let api = FakeApiServer::start(Vec::new()).await;
     let listener = Listener::Api(ApiListener::connect("node-1", Some(&api.url())).await?);
-    let latencies = measure(args, listener, samples, Duration::from_millis(50), &nginx, |p| api.apply_pod(p)).await?;
+    let latencies = measure(setup, listener, samples, Duration::from_millis(50), &nginx, |p| api.apply_pod(p)).await?;
     percentiles(table, "discovery latency, API watch", latencies, Duration::from_millis(200));
     Ok(())
 }
@@ -89,16 +89,16 @@ pub async fn section(args: &EngineArgs, samples: usize, table: &mut Table) -> an
 /// Adds `samples` pods one at a time, each after a pseudo-random pause below `spread` (so they
 /// land all over a poll cycle), and times each.
 async fn measure(
-    args: &EngineArgs,
+    setup: &Setup,
     listener: Listener,
     samples: usize,
     spread: Duration,
     nginx: &LocalNginx,
     add: impl Fn(Value),
 ) -> anyhow::Result<Vec<Duration>> {
-    let config = Config::resolve(Layer { node_name: Some("node-1".into()), ..Layer::default() }, false, || None)?;
-    let engine = args.engine_with(config.agent_settings(), &config.credential_files)?;
-    let registry = Arc::new(CheckRegistry::new(engine, args.checks_dir()));
+    let config = setup.config_with(Layer { node_name: Some("node-1".into()), ..Layer::default() })?;
+    let engine = CheckEngine::new(EngineSettings::from_config(&config), Arc::new(HostServices::from_config(&config)))?;
+    let registry = Arc::new(CheckRegistry::new(engine, config.checks_dir.clone()));
     let first_runs = Arc::new(FirstRuns::default());
     let agent = Agent::new(config, registry, first_runs.clone());
     let stop = Arc::new(Notify::new());

@@ -10,32 +10,34 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use super::Table;
-use super::local_nginx::LocalNginx;
-use crate::cli::engine_args::EngineArgs;
-use crate::status::Status;
+use adrt::status::Status;
+use adrt_testkit::local_nginx::LocalNginx;
+
+use super::{Setup, Table};
 
 const PODS: usize = 300;
 const INSTANCES_PER_POD: usize = 3;
 const INTERVAL: Duration = Duration::from_secs(15);
 
-pub async fn section(args: &EngineArgs, measure_for: Duration, table: &mut Table) -> anyhow::Result<()> {
+pub async fn section(setup: &Setup, measure_for: Duration, table: &mut Table) -> anyhow::Result<()> {
     let nginx = LocalNginx::start()?;
     let dir = std::env::temp_dir().join(format!("adrt-bench-agent-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("conf.d"))?;
     let pods_file = dir.join("pods.json");
     std::fs::write(&pods_file, pods(&nginx).to_string())?;
     let status_addr = free_addr()?;
-    let mut command = Command::new(std::env::current_exe()?);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_adrt"));
     command.arg("run").arg("--pods-file").arg(&pods_file).arg("--conf-dir").arg(dir.join("conf.d"));
     command.args(["--check-interval", &INTERVAL.as_secs().to_string(), "--status-addr", &status_addr.to_string()]);
     command.args(["--health-addr", &free_addr()?.to_string()]);
     // One namespace holds every pod here, more than a real node's (110 pods at most by default).
     command.args(["--max-instances-per-namespace", &(PODS * INSTANCES_PER_POD).to_string()]);
-    command.arg("--checks-dir").arg(args.checks_dir());
-    if let Some(cache) = &args.cache_dir {
-        command.arg("--cache-dir").arg(cache);
-    }
+    let config = setup.config()?;
+    command.arg("--checks-dir").arg(&config.checks_dir);
+    match &config.cache_dir {
+        Some(cache) => command.arg("--cache-dir").arg(cache),
+        None => command.arg("--no-cache"),
+    };
     let mut agent = AgentProcess(command.env("ADRT_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn()?);
     let pid = agent.0.id();
 

@@ -597,7 +597,7 @@ pub fn set_ip(pod: &mut Value, ip: &str) {
 
 /// The real kubelet responses kept in the repository (`tests/fixtures/kubelet`, see SOURCE.md).
 pub fn kubelet_fixtures() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kubelet")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/kubelet")
 }
 
 /// The items of a real kubelet's `/pods` response (`pods.json` fixture).

@@ -1,50 +1,58 @@
-//! `adrt bench`: the runtime's performance figures, each next to a baseline measured in the
-//! same run on the same machine, with the target ratio. Figures, not assertions: a slow CI
-//! machine prints a worse ratio instead of failing a test.
+//! The runtime's performance figures, each next to a baseline measured in the same run on the
+//! same machine, with the target ratio. Figures, not assertions: a slow CI machine prints a worse
+//! ratio instead of failing a test. A bench target (no test harness), so none of it ships:
+//!
+//! ```text
+//! cargo bench -p adrt --bench figures                  # every section
+//! cargo bench -p adrt --bench figures -- nginx network # some sections
+//! ```
+//!
+//! Settings flags (`--checks-dir`, `--cache-dir`, `--memory-limit-mib`, ...) are `adrt run`'s.
 
 mod agent_load;
 mod discovery;
 mod kubernetes;
-pub mod local_kubelet;
-pub mod local_nginx;
 mod network;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adrt::config::{Config, Layer};
+use adrt::exec::{CheckEngine, EngineSettings, HostServices, LiveInstance};
+use adrt_testkit::local_nginx::LocalNginx;
 use anyhow::Context;
-use clap::Args;
+use clap::Parser;
 
-use super::engine_args::EngineArgs;
-use crate::exec::{CheckEngine, LiveInstance};
-use crate::settings;
-use local_nginx::LocalNginx;
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
+#[derive(Debug, Parser)]
+#[command(name = "figures", about = "adrt's performance figures beside their baselines")]
+struct BenchArgs {
     /// Sections to measure (all when none is given).
     #[arg(value_enum)]
-    pub sections: Vec<Section>,
+    sections: Vec<Section>,
     /// A stub_status URL to use instead of starting a local nginx.
     #[arg(long)]
-    pub nginx_url: Option<String>,
+    nginx_url: Option<String>,
     /// Runs per measured loop.
     #[arg(long, default_value_t = 2000)]
-    pub iterations: u32,
+    iterations: u32,
     /// Pods added one by one per listener for the discovery latency figures.
     #[arg(long, default_value_t = 100)]
-    pub discovery_samples: usize,
+    discovery_samples: usize,
     /// Seconds the agent-under-load figures are measured (after a 15 s warm-up).
     #[arg(long, default_value_t = 30)]
-    pub load_seconds: u64,
-    #[command(flatten)]
-    pub engine: EngineArgs,
+    load_seconds: u64,
+    /// Passed by `cargo bench` to every bench target; nothing to do here.
+    #[arg(long, hide = true)]
+    bench: bool,
+    #[command(flatten, next_help_heading = "Agent settings")]
+    settings: Layer,
 }
 
-/// A group of figures `adrt bench` can measure on its own.
+/// A group of figures that can be measured on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Section {
+enum Section {
     /// Loading a component: compiling vs the artifact cache.
     Load,
     /// The cost of one run of a check that does nothing.
@@ -61,17 +69,52 @@ pub enum Section {
     AgentLoad,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// The agent settings given on the command line, and nothing of this machine's environment or
+/// /etc/adrt, so that two runs measure the same thing.
+struct Setup {
+    settings: Layer,
+}
+
+impl Setup {
+    fn config(&self) -> anyhow::Result<Config> {
+        self.config_with(Layer::default())
+    }
+
+    /// The settings with `overrides` on top.
+    fn config_with(&self, overrides: Layer) -> anyhow::Result<Config> {
+        Ok(Config::resolve(overrides.over(self.settings.clone()), false, || Some("bench".into()))?)
+    }
+
+    fn engine(&self) -> anyhow::Result<Arc<CheckEngine>> {
+        let config = self.config()?;
+        Ok(CheckEngine::new(EngineSettings::from_config(&config), Arc::new(HostServices::from_config(&config)))?)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let wanted = |section: Section| args.sections.is_empty() || args.sections.contains(&section);
-    let checks_dir = args.engine.checks_dir();
+    let setup = Setup { settings: args.settings.clone() };
+    let checks_dir = setup.config()?.checks_dir;
     let n = args.iterations.max(10);
     let mut table = Table::default();
 
     if wanted(Section::Load) {
-        component_load(&args.engine, &checks_dir, &mut table)?;
+        component_load(&setup, &checks_dir, &mut table)?;
     }
     if wanted(Section::Overhead) {
-        per_run_overhead(&args.engine, n, &mut table).await?;
+        per_run_overhead(&setup, n, &mut table).await?;
     }
     if wanted(Section::Nginx) {
         let nginx_server = match &args.nginx_url {
@@ -79,24 +122,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             None => Some(LocalNginx::start()?),
         };
         let nginx_url = args.nginx_url.clone().unwrap_or_else(|| nginx_server.as_ref().expect("started").status_url());
-        nginx_check(&args.engine, &checks_dir, &nginx_url, n / 4, &mut table).await?;
-        nginx_process(&args.engine, &checks_dir, &nginx_url, &mut table)?;
+        nginx_check(&setup, &checks_dir, &nginx_url, n / 4, &mut table).await?;
+        nginx_process(&setup, &checks_dir, &nginx_url, &mut table)?;
     }
     if wanted(Section::Network) {
-        network::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
+        network::section(&setup, &checks_dir, n / 4, &mut table).await?;
     }
     if wanted(Section::Kubernetes) {
-        kubernetes::section(&args.engine, &checks_dir, n / 4, &mut table).await?;
+        kubernetes::section(&setup, &checks_dir, n / 4, &mut table).await?;
     }
     if wanted(Section::Discovery) {
-        discovery::section(&args.engine, args.discovery_samples.max(2), &mut table).await?;
+        discovery::section(&setup, args.discovery_samples.max(2), &mut table).await?;
     }
     if wanted(Section::AgentLoad) {
-        agent_load::section(&args.engine, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
+        agent_load::section(&setup, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
     }
 
     print!("{}", table.render());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Rows of figures: what, measured, baseline, ratio, target.
@@ -159,11 +202,12 @@ fn temp_cache(tag: &str) -> PathBuf {
 }
 
 /// Loading nginx.wasm: compiled from scratch vs deserialized from the artifact cache.
-fn component_load(args: &EngineArgs, checks_dir: &std::path::Path, table: &mut Table) -> anyhow::Result<()> {
-    let mut settings = args.engine_settings();
+fn component_load(setup: &Setup, checks_dir: &std::path::Path, table: &mut Table) -> anyhow::Result<()> {
+    let config = setup.config()?;
+    let mut settings = EngineSettings::from_config(&config);
     let cache = temp_cache("load");
     settings.cache_dir = Some(cache.clone());
-    let engine = CheckEngine::new(settings, std::sync::Arc::new(crate::exec::HostServices::from_env()?))?;
+    let engine = CheckEngine::new(settings, Arc::new(HostServices::from_config(&config)))?;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for _ in 0..3 {
@@ -183,9 +227,9 @@ fn component_load(args: &EngineArgs, checks_dir: &std::path::Path, table: &mut T
 }
 
 /// Calling a live instance whose run does nothing: the cost adrt adds to every run.
-async fn per_run_overhead(args: &EngineArgs, n: u32, table: &mut Table) -> anyhow::Result<()> {
-    let engine = args.engine()?;
-    let loaded = engine.load(&settings::test_checks_dir(), "hostile").context("the test components are built with the host")?;
+async fn per_run_overhead(setup: &Setup, n: u32, table: &mut Table) -> anyhow::Result<()> {
+    let engine = setup.engine()?;
+    let loaded = engine.load(&adrt_testkit::test_checks_dir(), "hostile").context("the test kit builds the test components")?;
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
     let instance = r#"{"mode":"noop"}"#;
     for _ in 0..100 {
@@ -201,8 +245,8 @@ async fn per_run_overhead(args: &EngineArgs, n: u32, table: &mut Table) -> anyho
 }
 
 /// The nginx check end to end, next to a bare GET of the same page (Rust, then Python).
-async fn nginx_check(args: &EngineArgs, checks_dir: &std::path::Path, url: &str, n: u32, table: &mut Table) -> anyhow::Result<()> {
-    let engine = args.engine()?;
+async fn nginx_check(setup: &Setup, checks_dir: &std::path::Path, url: &str, n: u32, table: &mut Table) -> anyhow::Result<()> {
+    let engine = setup.engine()?;
     let loaded = engine.load(checks_dir, "nginx")?;
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
     let instance = serde_json::json!({ "nginx_status_url": url }).to_string();
@@ -247,12 +291,13 @@ fn python_get(url: &str, n: u32) -> anyhow::Result<Duration> {
 }
 
 /// `adrt check nginx` as a whole process (cache warm) vs starting a bare Python.
-fn nginx_process(args: &EngineArgs, checks_dir: &std::path::Path, url: &str, table: &mut Table) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let cache = args.cache_dir.clone().unwrap_or_else(|| temp_cache("process"));
+fn nginx_process(setup: &Setup, checks_dir: &std::path::Path, url: &str, table: &mut Table) -> anyhow::Result<()> {
+    let exe = env!("CARGO_BIN_EXE_adrt");
+    let given_cache = setup.settings.cache_dir.clone();
+    let cache = given_cache.clone().unwrap_or_else(|| temp_cache("process"));
     let instance = serde_json::json!({ "nginx_status_url": url }).to_string();
     let adrt = || {
-        let mut cmd = Command::new(&exe);
+        let mut cmd = Command::new(exe);
         cmd.args(["check", "nginx", "--instance", &instance, "--log", "warn", "--checks-dir"])
             .arg(checks_dir)
             .arg("--cache-dir")
@@ -277,7 +322,7 @@ fn nginx_process(args: &EngineArgs, checks_dir: &std::path::Path, url: &str, tab
     };
     let ours = time(&adrt)?;
     let theirs = time(&python)?;
-    if args.cache_dir.is_none() {
+    if given_cache.is_none() {
         let _ = std::fs::remove_dir_all(&cache);
     }
     table.row("`adrt check nginx` process (warm cache)", ("adrt", ours), ("python3 -I -c pass", theirs), Some(1.0));

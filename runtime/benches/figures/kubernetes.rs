@@ -6,18 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 
-use crate::cli::engine_args::EngineArgs;
-use crate::exec::LiveInstance;
+use adrt::exec::LiveInstance;
+use adrt_testkit::local_kubelet::{LocalKubelet, PODS_JSON, STATS_SUMMARY_JSON};
 
-use super::local_kubelet::{LocalKubelet, PODS_JSON, STATS_SUMMARY_JSON};
-use super::{Table, median};
+use super::{Setup, Table, median};
 
 /// What the check requests each run.
 const PATHS: [&str; 3] = ["/healthz", "/pods", "/stats/summary"];
 
-pub async fn section(args: &EngineArgs, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
+pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
     let kubelet = LocalKubelet::start()?;
-    let engine = args.engine()?;
+    let engine = setup.engine()?;
     let loaded = engine.load(checks_dir, "kubernetes")?;
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
     let instance = serde_json::json!({ "kubelet_url": kubelet.url() }).to_string();

@@ -1,0 +1,75 @@
+//! One run of one check instance on a pooled live instance: what the agent's runner and
+//! `adrt check` both call, so the two cannot run a check differently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::instance::RunOutcome;
+use super::pool::CheckRegistry;
+use super::submission::Submissions;
+use crate::text::bounded;
+
+/// Warnings of one run kept, at most.
+const MAX_WARNINGS: usize = 20;
+
+/// Which instance to run, and as whom.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRequest<'a> {
+    /// Whose instances this run may share (the pod's namespace; `""` for conf.d and `adrt check`).
+    pub tenant: &'a str,
+    pub check: &'a str,
+    /// JSON text.
+    pub init_config: &'a str,
+    pub instance_id: &'a str,
+    /// JSON text.
+    pub instance: &'a str,
+}
+
+/// What one run gave: its submissions (also on failure) and how it ended. Messages are bounded:
+/// a check's messages may quote what a pod wrote (a URL, a page).
+#[derive(Debug, Default)]
+pub struct Execution {
+    pub submissions: Submissions,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub duration: Duration,
+    /// The check's version, once an instance of it started.
+    pub version: Option<String>,
+}
+
+impl Execution {
+    pub fn failed(error: String) -> Self {
+        Execution { error: Some(bounded(error)), ..Execution::default() }
+    }
+}
+
+impl CheckRegistry {
+    /// One run on a pooled live instance of the request's tenant. Loading, init and slot
+    /// failures are that run's error.
+    pub async fn run_once(self: &Arc<Self>, request: RunRequest<'_>) -> Execution {
+        let RunRequest { tenant, check, init_config, instance_id, instance } = request;
+        let pool = match self.loaded_pool(tenant, check, init_config) {
+            Some(pool) => pool,
+            // First use: compiling (or reading the cache) blocks, so not on the runtime thread.
+            None => {
+                let registry = self.clone();
+                let (tenant, check, init_config) = (tenant.to_string(), check.to_string(), init_config.to_string());
+                match tokio::task::spawn_blocking(move || registry.pool(&tenant, &check, &init_config)).await {
+                    Ok(Ok(pool)) => pool,
+                    Ok(Err(error)) => return Execution::failed(error.to_string()),
+                    Err(join) => return Execution::failed(format!("loading the check: {join}")),
+                }
+            }
+        };
+        let mut live = match self.take(&pool).await {
+            Ok(live) => live,
+            Err(error) => return Execution::failed(error.to_string()),
+        };
+        let version = Some(live.info().version.clone());
+        let RunOutcome { submissions, error, warnings, duration } = live.run(instance_id, instance).await;
+        self.give_back(&pool, live);
+        let error = error.map(|e| bounded(e.to_string()));
+        let warnings = warnings.into_iter().take(MAX_WARNINGS).map(bounded).collect();
+        Execution { submissions, error, warnings, duration, version }
+    }
+}
