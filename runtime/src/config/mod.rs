@@ -22,7 +22,6 @@ use crate::watchdog::BEAT_EVERY;
 
 pub use env::from_env;
 pub use file::{DEFAULT_CONFIG_FILE, from_file};
-pub use paths::{SYSTEM_CACHE_DIR, SYSTEM_CHECKS_DIR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -335,16 +334,8 @@ impl Config {
         let token = in_cluster.then(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN));
         let memory_limit_mib = layer.memory_limit_mib.unwrap_or(64);
         let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
-        let workers = layer.workers.unwrap_or(4);
-        let slots = (memory_budget_mib / memory_limit_mib).max(1) as usize;
-        if slots < workers {
-            return Err(ConfigError::Invalid(format!(
-                "memory_budget_mib {memory_budget_mib} / memory_limit_mib {memory_limit_mib} gives {slots} instance \
-                 slots, fewer than workers {workers}: raise the budget or lower the workers"
-            )));
-        }
         let call_timeout = seconds("call_timeout", layer.call_timeout, 30.0)?;
-        Ok(Config {
+        let config = Config {
             listener: layer.listener,
             pods_file: layer.pods_file,
             kubelet_url: layer.kubelet_url,
@@ -363,7 +354,7 @@ impl Config {
             max_instances_per_namespace: layer.max_instances_per_namespace.unwrap_or(512),
             credential_files: layer.credential_files.unwrap_or_default(),
             watchdog,
-            workers,
+            workers: layer.workers.unwrap_or(4),
             delivery_queue: layer.delivery_queue.unwrap_or(1024),
             status_addr: layer.status_addr.unwrap_or_else(|| DEFAULT_STATUS_ADDR.parse().expect("valid")),
             health_addr: layer.health_addr.unwrap_or_else(|| DEFAULT_HEALTH_ADDR.parse().expect("valid")),
@@ -379,7 +370,16 @@ impl Config {
             memory_limit_mib,
             memory_budget_mib,
             response_limit_mib: layer.response_limit_mib.unwrap_or(4),
-        })
+        };
+        let slots = config.instance_slots() as usize;
+        if slots < config.workers {
+            return Err(ConfigError::Invalid(format!(
+                "memory_budget_mib {} / memory_limit_mib {} gives {slots} instance slots, fewer than workers {}: raise \
+                 the budget or lower the workers",
+                config.memory_budget_mib, config.memory_limit_mib, config.workers
+            )));
+        }
+        Ok(config)
     }
 }
 
@@ -408,6 +408,16 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_settings_are_keys_like_the_others() {
+        let config = Config::resolve(layer("call_timeout: 2.5\nmemory_budget_mib: 128\nmemory_limit_mib: 32\nno_cache: true"), false, || None)
+            .unwrap();
+        assert_eq!((config.call_timeout, config.instance_slots(), config.cache_dir), (Duration::from_millis(2500), 4, None));
+        let defaults = Config::resolve(Layer::default(), false, || None).unwrap();
+        assert_eq!((defaults.call_timeout, defaults.instance_slots(), defaults.delivery_queue), (Duration::from_secs(30), 16, 1024));
+        assert!(defaults.cache_dir.is_some());
+    }
+
+    #[test]
     fn defaults_follow_the_environment_the_agent_runs_in() {
         let outside = Config::resolve(layer("kubelet_host: 10.0.0.5"), false, || Some("box".into())).unwrap();
         assert_eq!(outside.kubelet_base_url(), "http://10.0.0.5:10255");
@@ -424,5 +434,9 @@ mod tests {
         assert!(err.to_string().contains("status_addr 0.0.0.0:5002"), "{err}");
         let err = Config::resolve(layer("check_interval: -1"), false, || None).unwrap_err();
         assert!(err.to_string().contains("check_interval: -1"), "{err}");
+        let err = Config::resolve(layer("memory_limit_mib: 0"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("memory_limit_mib: 0 is not from 1 to 4096"), "{err}");
+        let err = Config::resolve(layer("memory_budget_mib: 96\nmemory_limit_mib: 32\nworkers: 4"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("gives 3 instance slots, fewer than workers 4"), "{err}");
     }
 }
