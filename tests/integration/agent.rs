@@ -134,6 +134,12 @@ impl RunningAgent {
         reqwest::get(&url).await.map(|r| r.status().as_u16()).unwrap_or(0)
     }
 
+    /// SIGKILL: the agent gets no chance to tidy up.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("killing adrt run");
+        self.child.wait().expect("reaping adrt run");
+    }
+
     /// SIGTERM, then the exit status (within 10 s).
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();

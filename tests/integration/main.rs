@@ -29,3 +29,9 @@ mod hostile;
 mod slots;
 /// The shape of runtime/src: no import cycle, no module reaching up a layer.
 mod layering;
+/// `GET /metrics` scraped by a real Prometheus, checked by promtool; a gone pod's series go.
+mod prometheus;
+/// Delivery to a local Datadog intake: payload shapes, splitting, outages, the spool.
+mod delivery;
+/// Delivery to a local OTLP/HTTP collector: the nginx metrics typed and attributed, an outage.
+mod otlp;

@@ -117,7 +117,7 @@ fn hostile_ok(id: &str, namespace: &str) -> Desired {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_sink_delays_deliveries_not_runs() {
     let sink = Arc::new(SlowSink::default());
-    let outbox = send::start(sink.clone(), 4);
+    let outbox = send::start(sink.clone(), 4, Duration::from_secs(15));
     let scheduler = Scheduler::new(Arc::new(Pipeline::new(registry(4), outbox.clone())), Duration::from_secs(15), 2);
     scheduler.reconcile(vec![hostile_ok("hostile:a", "team-a"), hostile_ok("hostile:b", "team-b")]);
     let heartbeat = scheduler.heartbeat();

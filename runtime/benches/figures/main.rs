@@ -10,6 +10,7 @@
 //! Settings flags (`--checks-dir`, `--cache-dir`, `--memory-limit-mib`, ...) are `adrt run`'s.
 
 mod agent_load;
+mod delivery;
 mod discovery;
 mod kubernetes;
 mod network;
@@ -67,6 +68,8 @@ enum Section {
     Discovery,
     /// The agent running many pods' checks.
     AgentLoad,
+    /// Delivery to the Datadog intake: bytes per point, CPU per flush, memory while waiting.
+    Delivery,
 }
 
 /// The agent settings given on the command line, and nothing of this machine's environment or
@@ -133,6 +136,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Discovery) {
         discovery::section(&setup, args.discovery_samples.max(2), &mut table).await?;
+    }
+    if wanted(Section::Delivery) {
+        delivery::section(&mut table).await?;
     }
     if wanted(Section::AgentLoad) {
         agent_load::section(&setup, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;

@@ -8,11 +8,12 @@
 pub mod listener;
 pub mod pipeline;
 pub mod plan;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -25,6 +26,7 @@ use crate::pod::Pod;
 use crate::model::{CheckTemplate, Problem, Severity};
 use crate::resolve::{DiscoveryContext, UnresolvedConfig};
 use crate::schedule::{Desired, Scheduler};
+use crate::send::datadog::Forwarder;
 use crate::send::{self, Outbox, Sink};
 use crate::status::{self, ConfigCheck, EntityErrors, ListenerStatus, Status};
 use crate::store::EtcdStore;
@@ -37,6 +39,8 @@ pub struct Agent {
     scheduler: Arc<Scheduler>,
     /// Where runs leave their results for the sink.
     outbox: Outbox,
+    /// The Datadog forwarder behind the sink, if any, for the status.
+    forwarder: OnceLock<Arc<Forwarder>>,
     /// conf.d: static configs and `ad_identifiers` templates, read at start.
     files: Vec<CheckTemplate>,
     file_problems: Vec<Problem>,
@@ -79,7 +83,7 @@ impl Agent {
         for problem in &file_problems {
             tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message));
         }
-        let outbox = send::start(sink, config.delivery_queue);
+        let outbox = send::start(sink, config.delivery_queue, config.flush_interval);
         let runner = Arc::new(pipeline::Pipeline::new(registry.clone(), outbox.clone()));
         let scheduler = Scheduler::new(runner, config.check_interval, config.workers);
         let discovery_beat = Heartbeat::new("discovery");
@@ -89,6 +93,7 @@ impl Agent {
             registry,
             scheduler,
             outbox,
+            forwarder: OnceLock::new(),
             files,
             file_problems,
             discovery: Mutex::default(),
@@ -96,6 +101,23 @@ impl Agent {
             discovery_beat,
             watchdog,
         })
+    }
+
+    /// Every flush interval, the agent's own metrics to the sinks, like a check's.
+    async fn send_telemetry(self: Arc<Self>) {
+        let mut telemetry = telemetry::Telemetry::new();
+        let mut tick = tokio::time::interval(self.config.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let batch = telemetry.batch(&self.status());
+            self.outbox.offer(batch);
+        }
+    }
+
+    /// Shows `forwarder` in the status (`adrt info`'s Forwarder section).
+    pub fn report_forwarder(&self, forwarder: Arc<Forwarder>) {
+        let _ = self.forwarder.set(forwarder);
     }
 
     /// What `/live` asks.
@@ -133,6 +155,7 @@ impl Agent {
             tokio::spawn(poll_store(store, store_tx));
         }
         let scheduler = tokio::spawn(self.scheduler.clone().run(std::future::pending()));
+        tokio::spawn(self.clone().send_telemetry());
         tokio::pin!(shutdown);
         let mut beat = tokio::time::interval(BEAT_EVERY);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -265,6 +288,7 @@ impl Agent {
             checks: self.scheduler.status(),
             autodiscovery_errors: errors.into_iter().map(|(entity, errors)| EntityErrors { entity, errors }).collect(),
             delivery: self.outbox.status(),
+            forwarder: self.forwarder.get().map(|f| f.status()),
         }
     }
 

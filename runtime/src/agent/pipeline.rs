@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -51,13 +51,14 @@ impl Runner for Pipeline {
                 events: flushed.events.len(),
                 service_checks: flushed.service_checks.len(),
             };
-            self.outbox.offer(Batch { config: job.config.clone(), flushed });
+            self.outbox.offer(Batch { config: job.config.clone(), flushed, at: SystemTime::now() });
             summary
         })
     }
 
     fn forget(&self, id: &str) {
         self.aggregator.lock().forget(id);
+        self.outbox.forget(id);
         self.registry.engine().services().forget_instance(id);
     }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::status_client::{StatusArgs, fetch};
-use crate::status::{InstanceStatus, Status};
+use crate::status::{ForwarderStatus, InstanceStatus, Status};
 use crate::text;
 
 /// Everything shown here came from outside: the status API relays pods, annotations, kubelet and
@@ -53,6 +53,9 @@ pub fn render(status: &Status) -> String {
         let _ = write!(out, ", {} failed", delivery.failed);
     }
     out.push('\n');
+    if let Some(forwarder) = &status.forwarder {
+        forwarder_lines(&mut out, forwarder);
+    }
     section(&mut out, "Checks");
     if status.checks.is_empty() {
         out.push_str("    No checks have run yet.\n");
@@ -84,6 +87,31 @@ pub fn render(status: &Status) -> String {
 /// A name, ID or other short field from outside (a pod, the kubelet, a check): one line, bounded.
 fn name(s: &str) -> Cow<'_, str> {
     text::shown(s, NAME_CHARS)
+}
+
+/// The Datadog agent's `Forwarder` section, in its words.
+fn forwarder_lines(out: &mut String, f: &ForwarderStatus) {
+    section(out, "Forwarder");
+    let key = match f.api_key_valid {
+        Some(true) => "valid",
+        Some(false) => "INVALID: the intake refuses everything",
+        None => "not checked yet, or the intake could not say",
+    };
+    let _ = writeln!(out, "    API key: {key}");
+    let _ = writeln!(out, "    Transactions: {} successful, {} retried, {} dropped", f.success, f.retried, f.dropped);
+    for (kind, count) in &f.errors {
+        let _ = writeln!(out, "      - errors, {}: {count}", name(kind));
+    }
+    let _ = writeln!(out, "    Sent: {} points, service checks and events in {} bytes", f.items_sent, f.bytes_sent);
+    let _ = writeln!(out, "    Waiting: {} payloads in memory ({} bytes), {} in the spool ({} bytes)", f.memory_payloads, f.memory_bytes, f.spool_payloads, f.spool_bytes);
+    if f.spool_dropped > 0 || f.spool_unreadable > 0 {
+        let _ = writeln!(
+            out,
+            "    Spool: {} oldest payloads dropped to stay under its bound, {} unreadable files set aside",
+            f.spool_dropped, f.spool_unreadable
+        );
+    }
+    out.push('\n');
 }
 
 /// A message (a check's, a problem, a listener error): one line, bounded.
@@ -169,6 +197,7 @@ mod tests {
             }],
             autodiscovery_errors: vec![EntityErrors { entity: "pod default/web-2".into(), errors: vec!["bad JSON".into()] }],
             delivery: DeliveryStatus { queued: 2, capacity: 1024, sent: 1, dropped: 3, failed: 0 },
+            forwarder: None,
         };
         let text = render(&status);
         for expected in [
@@ -210,6 +239,7 @@ mod tests {
                     errors: vec![t("bad JSON\n      - forged\x1b[1A")],
                 }],
                 delivery: DeliveryStatus::default(),
+                forwarder: None,
             }
         };
         let (benign, text) = (render(&hostile(true)), render(&hostile(false)));

@@ -135,9 +135,69 @@ pub struct Layer {
     /// Where the host's sysfs is mounted.
     #[arg(long)]
     pub sysfs_path: Option<String>,
-    /// Datadog API key (accepted for compatibility; adrt does not send to Datadog yet).
-    #[arg(long, hide = true)]
+    /// Datadog API key: set, results go to the Datadog intake (prefer api_key_file or the
+    /// environment: a flag shows in the process list).
+    #[arg(long)]
     pub api_key: Option<String>,
+    /// File holding the Datadog API key (a mounted Secret); read at start. A missing file is no
+    /// key (an optional Secret not created): results then stay local.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Datadog site: datadoghq.com, datadoghq.eu, us3.datadoghq.com, ... (default datadoghq.com).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// The intake's base URL, over `site` (a proxy, a test intake): `https://host[:port]`.
+    #[arg(long)]
+    pub dd_url: Option<String>,
+    /// Seconds between two flushes of results to the backends (default 15, as Datadog's).
+    #[arg(long)]
+    pub flush_interval: Option<f64>,
+    /// Payloads waiting for the intake in memory, in MiB (default 16); beyond, they go to the
+    /// spool. 0 spools every payload the intake did not take at once.
+    #[arg(long)]
+    pub forwarder_memory_mib: Option<u32>,
+    /// Where payloads wait on disk while the intake is unreachable (default /var/lib/adrt/spool,
+    /// a hostPath in the DaemonSet, so a restart or an upgrade replays them).
+    #[arg(long)]
+    pub spool_dir: Option<PathBuf>,
+    /// The spool's size, at most, in MiB (default 128); over it, the oldest payloads go.
+    #[arg(long)]
+    pub spool_max_mib: Option<u32>,
+    /// Tags added to everything sent (`env:prod,team:web`; DD_TAGS).
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Option<Vec<String>>,
+    /// The `env:` tag added to everything sent (DD_ENV).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The cluster's name, sent as the `kube_cluster_name:` tag (DD_CLUSTER_NAME).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
+    /// Serve the latest value of every series for Prometheus (`GET /metrics`) on this address.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Proxy for http:// intakes (DD_PROXY_HTTP).
+    #[arg(long)]
+    pub proxy_http: Option<String>,
+    /// Proxy for https:// intakes (DD_PROXY_HTTPS).
+    #[arg(long)]
+    pub proxy_https: Option<String>,
+    /// Hosts reached without the proxy (comma-separated; DD_PROXY_NO_PROXY, space-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub proxy_no_proxy: Option<Vec<String>>,
+    /// Datadog's `proxy:` block of datadog.yaml (`http`, `https`, `no_proxy`), read from the file
+    /// as the Datadog agent reads it; the `proxy_*` keys above win over it.
+    #[arg(skip)]
+    pub proxy: Option<ProxyBlock>,
+    /// PEM bundle trusted for the intakes besides the system's (a corporate TLS proxy's CA).
+    #[arg(long)]
+    pub intake_ca_file: Option<PathBuf>,
+    /// Do not verify the intakes' certificates (DD_SKIP_SSL_VALIDATION): for tests only.
+    #[arg(long)]
+    pub skip_ssl_validation: Option<bool>,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (`http://collector:4318`): results go to
+    /// its `/v1/metrics` too, retried and spooled like the Datadog intake's.
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
     /// Config store with check templates keyed by image (`etcd`), as the Datadog agent's
     /// `sd_config_backend`.
     #[arg(long)]
@@ -185,7 +245,9 @@ impl Layer {
             listener, pods_file, kubelet_url, kubelet_host, kubelet_poll, kubelet_tls_verify, kubelet_client_ca,
             kubelet_token_path, api_server, node_name, hostname, conf_dir, check_interval, min_interval,
             max_instances_per_pod, max_instances_per_namespace, credential_files, watchdog, workers, delivery_queue, status_addr,
-            health_addr, env_allowlist, procfs_path, sysfs_path, api_key, sd_config_backend, sd_backend_host,
+            health_addr, env_allowlist, procfs_path, sysfs_path, api_key, api_key_file, site, dd_url, flush_interval,
+            forwarder_memory_mib, spool_dir, spool_max_mib, tags, env, cluster_name, metrics_addr, proxy_http, proxy_https,
+            proxy_no_proxy, proxy, intake_ca_file, skip_ssl_validation, otlp_endpoint, sd_config_backend, sd_backend_host,
             sd_backend_port, checks_dir, cache_dir, no_cache, call_timeout, memory_limit_mib, memory_budget_mib,
             response_limit_mib
         )
@@ -221,7 +283,21 @@ pub struct Config {
     pub env_allowlist: Vec<String>,
     pub procfs_path: String,
     pub sysfs_path: String,
+    /// From `api_key`, else the first line of `api_key_file`.
     pub api_key: Option<String>,
+    /// The intake's base URL: `dd_url`, else `https://api.<site>`.
+    pub intake_url: String,
+    pub flush_interval: Duration,
+    pub forwarder_memory_mib: u32,
+    pub spool_dir: PathBuf,
+    pub spool_max_mib: u32,
+    /// `tags`, then `env:<env>`, then `kube_cluster_name:<cluster_name>`: added to everything sent.
+    pub host_tags: Vec<String>,
+    pub metrics_addr: Option<SocketAddr>,
+    /// How the forwarders reach their intakes.
+    pub outbound: Outbound,
+    /// Without a trailing `/`.
+    pub otlp_endpoint: Option<String>,
     /// Base URL of the etcd that holds check templates (`sd_config_backend: etcd`).
     pub etcd_url: Option<String>,
     /// Running in a pod (the service-account token is mounted).
@@ -237,6 +313,27 @@ pub struct Config {
 
 pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:5002";
 pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:5555";
+/// `proxy:` in the YAML file, Datadog's shape.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyBlock {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub no_proxy: Option<Vec<String>>,
+}
+
+/// Proxy and TLS settings of the connections to the intakes (Datadog's, an OTLP collector).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outbound {
+    pub proxy_http: Option<String>,
+    pub proxy_https: Option<String>,
+    pub no_proxy: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub skip_tls_verify: bool,
+}
+
+/// Where payloads wait for the intake on disk (a hostPath in the DaemonSet).
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/adrt/spool";
 /// A system install's conf.d, used when it exists and nothing else is set.
 pub const SYSTEM_CONF_DIR: &str = "/etc/adrt/conf.d";
 /// The pod's service-account token: its presence means "in a cluster"; the kubelet and the API
@@ -335,6 +432,31 @@ impl Config {
         let memory_limit_mib = layer.memory_limit_mib.unwrap_or(64);
         let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
         let call_timeout = seconds("call_timeout", layer.call_timeout, 30.0)?;
+        let api_key = match (layer.api_key, &layer.api_key_file) {
+            (Some(key), _) => Some(key),
+            (None, Some(path)) => read_api_key(path)?,
+            (None, None) => None,
+        }
+        .map(|key| key.trim().to_string())
+        .filter(|key| !key.is_empty());
+        let site = layer.site.unwrap_or_else(|| "datadoghq.com".into());
+        let intake_url = match layer.dd_url {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_string(),
+            Some(url) => return Err(ConfigError::Invalid(format!("dd_url {url:?}: an http:// or https:// URL"))),
+            None if site.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') && !site.is_empty() => {
+                format!("https://api.{site}")
+            }
+            None => return Err(ConfigError::Invalid(format!("site {site:?}: a domain such as datadoghq.com"))),
+        };
+        let otlp_endpoint = match layer.otlp_endpoint {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url.trim_end_matches('/').to_string()),
+            Some(url) => return Err(ConfigError::Invalid(format!("otlp_endpoint {url:?}: an http:// or https:// URL"))),
+            None => None,
+        };
+        let mut host_tags = layer.tags.unwrap_or_default();
+        host_tags.extend(layer.env.map(|env| format!("env:{env}")));
+        host_tags.extend(layer.cluster_name.map(|name| format!("kube_cluster_name:{name}")));
+        host_tags.retain(|tag| !tag.trim().is_empty());
         let config = Config {
             listener: layer.listener,
             pods_file: layer.pods_file,
@@ -361,7 +483,22 @@ impl Config {
             env_allowlist: layer.env_allowlist.unwrap_or_default(),
             procfs_path: layer.procfs_path.unwrap_or_else(|| "/proc".into()),
             sysfs_path: layer.sysfs_path.unwrap_or_else(|| "/sys".into()),
-            api_key: layer.api_key,
+            api_key,
+            intake_url,
+            flush_interval: seconds("flush_interval", layer.flush_interval, 15.0)?,
+            forwarder_memory_mib: layer.forwarder_memory_mib.unwrap_or(16),
+            spool_dir: layer.spool_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR)),
+            spool_max_mib: layer.spool_max_mib.unwrap_or(128),
+            host_tags,
+            metrics_addr: layer.metrics_addr,
+            outbound: Outbound {
+                proxy_http: layer.proxy_http.or_else(|| layer.proxy.as_ref().and_then(|p| p.http.clone())),
+                proxy_https: layer.proxy_https.or_else(|| layer.proxy.as_ref().and_then(|p| p.https.clone())),
+                no_proxy: layer.proxy_no_proxy.or_else(|| layer.proxy.as_ref().and_then(|p| p.no_proxy.clone())).unwrap_or_default(),
+                ca_file: layer.intake_ca_file,
+                skip_tls_verify: layer.skip_ssl_validation.unwrap_or(false),
+            },
+            otlp_endpoint,
             etcd_url,
             in_cluster,
             checks_dir: paths::checks_dir(layer.checks_dir),
@@ -380,6 +517,16 @@ impl Config {
             )));
         }
         Ok(config)
+    }
+}
+
+/// The API key in a file (a mounted Secret): its first line; regular and small. `None` when the
+/// file does not exist.
+fn read_api_key(path: &Path) -> Result<Option<String>, ConfigError> {
+    match crate::regular_file::read(path, 4096) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).lines().next().unwrap_or("").to_string())),
+        Err(crate::regular_file::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::Invalid(format!("api_key_file {}: {e}", path.display()))),
     }
 }
 
@@ -405,6 +552,25 @@ mod tests {
         assert_eq!(config.node_name, "from-env");
         assert_eq!(config.workers, 7);
         assert_eq!(config.check_interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_api_key_comes_from_a_file_and_the_site_makes_the_intake() {
+        let dir = adrt_testkit::scratch_dir("api-key");
+        std::fs::write(dir.join("key"), "abc123\n").unwrap();
+        let config = Config::resolve(layer(&format!("api_key_file: {}\nsite: datadoghq.eu", dir.join("key").display())), false, || None).unwrap();
+        assert_eq!((config.api_key.as_deref(), config.intake_url.as_str()), (Some("abc123"), "https://api.datadoghq.eu"));
+        let config = Config::resolve(layer(&format!("api_key_file: {}", dir.join("absent").display())), false, || None).unwrap();
+        assert_eq!(config.api_key, None, "an optional Secret not created: no key");
+        let config = Config::resolve(layer("api_key: k\ndd_url: http://127.0.0.1:9/\ntags: [a:b]\nenv: prod\ncluster_name: c1"), false, || None).unwrap();
+        assert_eq!(config.intake_url, "http://127.0.0.1:9");
+        assert_eq!(config.host_tags, ["a:b", "env:prod", "kube_cluster_name:c1"]);
+        assert!(Config::resolve(layer("site: \"evil.com/x?\""), false, || None).is_err());
+        let yaml = "proxy:\n  https: http://proxy:3128\n  no_proxy: [intake.local]\nproxy_http: http://other:3128";
+        let outbound = Config::resolve(layer(yaml), false, || None).unwrap().outbound;
+        assert_eq!(outbound.proxy_https.as_deref(), Some("http://proxy:3128"), "Datadog's proxy block");
+        assert_eq!((outbound.proxy_http.as_deref(), outbound.no_proxy), (Some("http://other:3128"), vec!["intake.local".to_string()]));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! Where results go after aggregation: the last stage. Runs hand their [`Batch`] to an
 //! [`Outbox`], which never waits: a bounded channel feeds one delivery task that owns the
 //! [`Sink`]. A slow or stuck sink therefore delays deliveries, never runs; what does not fit in
-//! the queue is dropped and counted (`adrt info` shows it; spooling it is the delivery work's).
-//! Forwarding to the Datadog intake or serving Prometheus exposition plugs in as another
-//! [`Sink`]; for now the agent logs what it would send (`ADRT_LOG=adrt::send=debug`).
+//! the queue is dropped and counted (`adrt info`). Every flush interval the task asks the sink
+//! to flush what it gathered; a sink with a backend of its own (the Datadog forwarder) queues,
+//! retries and spools there, never here.
+//!
+//! - [`LogSink`]: every series at debug level (`ADRT_LOG=adrt::send=debug`).
+//! - [`Fanout`]: several sinks, each batch to all of them.
+//! - [`datadog`]: the Datadog intake, through a forwarder that retries and spools.
+//! - [`prometheus`]: the latest value of every series, for Prometheus to scrape (`--metrics-addr`).
+//! - [`otlp`]: an OpenTelemetry collector's `/v1/metrics` (`--otlp-endpoint`), through a forwarder too.
+
+pub mod datadog;
+pub mod otlp;
+pub mod prometheus;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
@@ -23,20 +34,39 @@ use crate::watchdog::panic_message;
 pub struct Batch {
     pub config: Arc<ResolvedConfig>,
     pub flushed: Flushed,
+    /// When the run ended: the timestamp of its points.
+    pub at: SystemTime,
 }
 
-/// A backend. Called by the delivery task only, one batch at a time.
+/// A backend. Called by the delivery task only, one call at a time.
 pub trait Sink: Send + Sync + 'static {
     fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, ()>;
+
+    /// The instance is no longer scheduled: what the sink keeps of it goes.
+    fn forget(&self, _instance_id: &str) {}
+
+    /// Every flush interval: hand on what was gathered since the last flush.
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// What travels to the delivery task, in order.
+enum Delivery {
+    Batch(Batch),
+    Forget(String),
 }
 
 /// The runs' end of the delivery queue. Cloned freely; the delivery task stops when the last
 /// clone is dropped, after delivering what is queued.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Delivery>,
     capacity: usize,
     counters: Arc<Counters>,
+    /// `forget`s that found the queue full: the task applies them after what is queued, which
+    /// is older than them.
+    late_forgets: Arc<parking_lot::Mutex<Vec<String>>>,
 }
 
 #[derive(Default)]
@@ -47,30 +77,29 @@ struct Counters {
 }
 
 /// Starts the delivery task of `sink` (on the current tokio runtime) behind a queue of
-/// `capacity` batches.
-pub fn start(sink: Arc<dyn Sink>, capacity: usize) -> Outbox {
+/// `capacity` batches, flushing the sink every `flush_interval`.
+pub fn start(sink: Arc<dyn Sink>, capacity: usize, flush_interval: Duration) -> Outbox {
     let capacity = capacity.max(1);
     let (tx, rx) = mpsc::channel(capacity);
     let counters = Arc::new(Counters::default());
-    tokio::spawn(deliver(sink, rx, counters.clone()));
-    Outbox { tx, capacity, counters }
+    let late_forgets = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    tokio::spawn(deliver(sink, rx, counters.clone(), late_forgets.clone(), flush_interval));
+    Outbox { tx, capacity, counters, late_forgets }
 }
 
 impl Outbox {
     /// Queues `batch` for the sink without waiting; `false` when the queue is full (the batch is
     /// dropped and counted).
     pub fn offer(&self, batch: Batch) -> bool {
-        match self.tx.try_send(batch) {
+        let id = batch.config.id.clone();
+        match self.tx.try_send(Delivery::Batch(batch)) {
             Ok(()) => true,
-            Err(refused) => {
+            Err(_) => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let batch = match &refused {
-                    mpsc::error::TrySendError::Full(batch) | mpsc::error::TrySendError::Closed(batch) => batch,
-                };
                 // Once, then every 1000th: a stuck sink must not also flood the log.
                 if dropped == 1 || dropped % 1000 == 0 {
                     tracing::warn!(
-                        instance = %batch.config.id,
+                        instance = %id,
                         dropped,
                         "the delivery queue ({} batches) is full: results dropped",
                         self.capacity
@@ -78,6 +107,14 @@ impl Outbox {
                 }
                 false
             }
+        }
+    }
+
+    /// The instance is no longer scheduled; the sink hears it after the batches already queued.
+    /// Never waits and is never dropped.
+    pub fn forget(&self, instance_id: &str) {
+        if self.tx.try_send(Delivery::Forget(instance_id.to_string())).is_err() {
+            self.late_forgets.lock().push(instance_id.to_string());
         }
     }
 
@@ -92,17 +129,79 @@ impl Outbox {
     }
 }
 
-/// Hands each batch to the sink in order. A sink that panics loses that batch (counted as
-/// failed), not the task.
-async fn deliver(sink: Arc<dyn Sink>, mut rx: mpsc::Receiver<Batch>, counters: Arc<Counters>) {
-    while let Some(batch) = rx.recv().await {
-        match AssertUnwindSafe(sink.send(&batch)).catch_unwind().await {
-            Ok(()) => counters.sent.fetch_add(1, Ordering::Relaxed),
-            Err(panic) => {
-                tracing::error!(instance = %batch.config.id, "internal error delivering results: {}", panic_message(&*panic));
-                counters.failed.fetch_add(1, Ordering::Relaxed)
+/// Hands each batch to the sink in order and flushes it every `flush_interval`; when the last
+/// outbox is gone, flushes once more and ends. A sink that panics loses that batch (counted as
+/// failed) or that flush, not the task.
+async fn deliver(
+    sink: Arc<dyn Sink>,
+    mut rx: mpsc::Receiver<Delivery>,
+    counters: Arc<Counters>,
+    late_forgets: Arc<parking_lot::Mutex<Vec<String>>>,
+    flush_interval: Duration,
+) {
+    let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + flush_interval, flush_interval);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let delivery = tokio::select! {
+            delivery = rx.recv() => delivery,
+            _ = flush.tick() => {
+                flush_guarded(&*sink).await;
+                continue;
             }
         };
+        match delivery {
+            Some(Delivery::Batch(batch)) => {
+                match AssertUnwindSafe(sink.send(&batch)).catch_unwind().await {
+                    Ok(()) => counters.sent.fetch_add(1, Ordering::Relaxed),
+                    Err(panic) => {
+                        tracing::error!(instance = %batch.config.id, "internal error delivering results: {}", panic_message(&*panic));
+                        counters.failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+            Some(Delivery::Forget(id)) => sink.forget(&id),
+            None => {
+                flush_guarded(&*sink).await;
+                return;
+            }
+        }
+        let late: Vec<String> = std::mem::take(&mut *late_forgets.lock());
+        for id in late {
+            sink.forget(&id);
+        }
+    }
+}
+
+async fn flush_guarded(sink: &dyn Sink) {
+    if let Err(panic) = AssertUnwindSafe(sink.flush()).catch_unwind().await {
+        tracing::error!("internal error flushing results: {}", panic_message(&*panic));
+    }
+}
+
+/// Every batch to each sink in turn; a flush or forget to all.
+pub struct Fanout(pub Vec<Arc<dyn Sink>>);
+
+impl Sink for Fanout {
+    fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for sink in &self.0 {
+                sink.send(batch).await;
+            }
+        })
+    }
+
+    fn forget(&self, instance_id: &str) {
+        for sink in &self.0 {
+            sink.forget(instance_id);
+        }
+    }
+
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for sink in &self.0 {
+                sink.flush().await;
+            }
+        })
     }
 }
 
@@ -129,8 +228,6 @@ impl Sink for LogSink {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use parking_lot::Mutex;
     use serde_json::Value;
 
@@ -149,7 +246,7 @@ mod tests {
             tolerate_unready: false,
             min_collection_interval: None,
         };
-        Batch { config: Arc::new(config), flushed: Flushed::default() }
+        Batch { config: Arc::new(config), flushed: Flushed::default(), at: SystemTime::now() }
     }
 
     /// Records what it got; panics on `panic:` IDs; waits for `gate` before each delivery.
@@ -186,7 +283,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_without_waiting_and_counts() {
         let sink = recorder();
-        let outbox = start(sink.clone(), 2);
+        let outbox = start(sink.clone(), 2, Duration::from_secs(3600));
         // The sink is stuck (no permits): one batch is in its hands, two wait, the rest cannot.
         assert!(outbox.offer(batch("a")));
         for _ in 0..100 {
@@ -210,7 +307,7 @@ mod tests {
     async fn a_panicking_sink_loses_that_batch_only() {
         let sink = recorder();
         sink.gate.add_permits(10);
-        let outbox = start(sink.clone(), 8);
+        let outbox = start(sink.clone(), 8, Duration::from_secs(3600));
         for id in ["a", "panic:b", "c"] {
             assert!(outbox.offer(batch(id)));
         }

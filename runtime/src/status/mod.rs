@@ -16,6 +16,38 @@ pub struct Status {
     pub autodiscovery_errors: Vec<EntityErrors>,
     #[serde(default)]
     pub delivery: DeliveryStatus,
+    /// The Datadog forwarder, when an API key is set.
+    #[serde(default)]
+    pub forwarder: Option<ForwarderStatus>,
+}
+
+/// Payloads to the Datadog intake (see `send::datadog`), in the shape of the Datadog agent's
+/// forwarder status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForwarderStatus {
+    /// `None` until the intake answered, or when it could not say.
+    pub api_key_valid: Option<bool>,
+    /// Payloads the intake took.
+    pub success: u64,
+    /// Points, service checks and events in them.
+    pub items_sent: u64,
+    pub bytes_sent: u64,
+    /// Attempts that failed for a reason that may pass, and were retried.
+    pub retried: u64,
+    /// Payloads refused for good or that found no room.
+    pub dropped: u64,
+    /// Failed attempts by kind (`HTTP 503`, `connection`, `timeout`, `HTTP 400 (dropped)`).
+    pub errors: std::collections::BTreeMap<String, u64>,
+    pub memory_payloads: usize,
+    pub memory_bytes: usize,
+    pub spool_payloads: usize,
+    pub spool_bytes: u64,
+    /// The oldest spooled payloads dropped to keep the spool under its bound.
+    pub spool_dropped: u64,
+    /// Spool files that could not be read back (reported in the log).
+    pub spool_unreadable: u64,
+    /// How long the last flush took to serialize and compress, in milliseconds.
+    pub last_flush_ms: f64,
 }
 
 /// The queue between the runs and the sink (see `send`).

@@ -1,5 +1,6 @@
 //! A tiny HTTP/1.1 server for the agent's own endpoints: the status API (`/status`,
-//! `/configcheck`) on loopback and the probes (`/live`, `/ready`). GET only, no bodies in.
+//! `/configcheck`) on loopback, the probes (`/live`, `/ready`) and the Prometheus exposition
+//! (`/metrics`). GET only, no bodies in.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,8 +32,16 @@ impl Reply {
     }
 }
 
-/// Maps a GET path to a reply; `None` is 404.
-pub type Routes = Arc<dyn Fn(&str) -> Option<Reply> + Send + Sync>;
+/// What a route sees of a GET request.
+#[derive(Debug, Clone, Copy)]
+pub struct Get<'a> {
+    pub path: &'a str,
+    /// The `Accept` header, empty when absent.
+    pub accept: &'a str,
+}
+
+/// Maps a GET request to a reply; `None` is 404.
+pub type Routes = Arc<dyn Fn(Get<'_>) -> Option<Reply> + Send + Sync>;
 
 /// Serves `routes` on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<Output = ()>) {
@@ -53,7 +62,8 @@ pub async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<
         let routes = routes.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let reply = answer(&routes, req.method(), req.uri().path());
+                let accept = req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let reply = answer(&routes, req.method(), Get { path: req.uri().path(), accept });
                 async move { Ok::<_, Infallible>(reply) }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -61,11 +71,11 @@ pub async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<
     }
 }
 
-fn answer(routes: &Routes, method: &Method, path: &str) -> Response<Full<Bytes>> {
+fn answer(routes: &Routes, method: &Method, get: Get<'_>) -> Response<Full<Bytes>> {
     let reply = if method != Method::GET && method != Method::HEAD {
         Reply::text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n")
     } else {
-        routes(path).unwrap_or_else(|| Reply::text(StatusCode::NOT_FOUND, format!("no such endpoint: {path}\n")))
+        routes(get).unwrap_or_else(|| Reply::text(StatusCode::NOT_FOUND, format!("no such endpoint: {}\n", get.path)))
     };
     Response::builder()
         .status(reply.status)

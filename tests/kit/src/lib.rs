@@ -4,6 +4,7 @@
 //! A dev-dependency only (`publish = false`); its build script builds the test components
 //! (`tests/components/`) into `target/test-checks.d`, so a plain `cargo build` never does.
 
+pub mod fake_intake;
 pub mod fake_kube;
 pub mod local_kubelet;
 pub mod local_nginx;

@@ -1,0 +1,104 @@
+//! The agent's own metrics (`adrt.*`), sent every flush interval the same ways as the checks'
+//! (Datadog, Prometheus, OTLP): runs and failing instances, what the delivery queue and the
+//! Datadog forwarder did, and how much waits in memory and in the spool. Totals are submitted as
+//! monotonic counts, so every backend gets the change since the last flush.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde_json::json;
+
+use crate::aggregate::Aggregator;
+use crate::exec::{MetricKind, Sample, Submissions};
+use crate::resolve::{ResolvedConfig, Source};
+use crate::send::Batch;
+use crate::status::Status;
+
+/// The instance the agent's metrics are aggregated and sent as.
+pub const INSTANCE_ID: &str = "adrt:telemetry";
+
+pub struct Telemetry {
+    aggregator: Aggregator,
+    config: Arc<ResolvedConfig>,
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let config = ResolvedConfig {
+            id: INSTANCE_ID.into(),
+            check: "adrt".into(),
+            provider: "the agent".into(),
+            source: Source::default(),
+            init_config: json!({}),
+            instance: json!({}),
+            tags: Vec::new(),
+            tolerate_unready: true,
+            min_collection_interval: None,
+        };
+        Telemetry { aggregator: Aggregator::new(), config: Arc::new(config) }
+    }
+
+    /// The batch of `status` now.
+    pub fn batch(&mut self, status: &Status) -> Batch {
+        let mut samples = Vec::new();
+        let mut add = |name: &str, kind: MetricKind, value: f64| {
+            samples.push(Sample { name: name.into(), kind, value, tags: Vec::new(), hostname: None, device: None });
+        };
+        let instances = status.checks.iter().flat_map(|c| &c.instances);
+        let (mut runs, mut scheduled, mut failing) = (0, 0, 0);
+        for instance in instances {
+            runs += instance.total_runs;
+            scheduled += 1;
+            failing += usize::from(instance.status == "ERROR");
+        }
+        add("adrt.checks.runs", MetricKind::MonotonicCount, runs as f64);
+        add("adrt.checks.instances", MetricKind::Gauge, scheduled as f64);
+        add("adrt.checks.failing", MetricKind::Gauge, failing as f64);
+        let delivery = &status.delivery;
+        add("adrt.delivery.batches_sent", MetricKind::MonotonicCount, delivery.sent as f64);
+        add("adrt.delivery.batches_dropped", MetricKind::MonotonicCount, delivery.dropped as f64);
+        add("adrt.delivery.queued", MetricKind::Gauge, delivery.queued as f64);
+        if let Some(f) = &status.forwarder {
+            add("adrt.forwarder.payloads_sent", MetricKind::MonotonicCount, f.success as f64);
+            add("adrt.forwarder.points_sent", MetricKind::MonotonicCount, f.items_sent as f64);
+            add("adrt.forwarder.bytes_sent", MetricKind::MonotonicCount, f.bytes_sent as f64);
+            add("adrt.forwarder.retried", MetricKind::MonotonicCount, f.retried as f64);
+            add("adrt.forwarder.dropped", MetricKind::MonotonicCount, (f.dropped + f.spool_dropped) as f64);
+            add("adrt.forwarder.memory_bytes", MetricKind::Gauge, f.memory_bytes as f64);
+            add("adrt.forwarder.spool_bytes", MetricKind::Gauge, f.spool_bytes as f64);
+            add("adrt.forwarder.flush_ms", MetricKind::Gauge, f.last_flush_ms);
+        }
+        let submissions = Submissions { samples, ..Submissions::default() };
+        let flushed = self.aggregator.flush(INSTANCE_ID, &[], Instant::now(), submissions);
+        Batch { config: self.config.clone(), flushed, at: SystemTime::now() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{CheckStatus, ForwarderStatus, InstanceStatus};
+
+    #[test]
+    fn totals_become_changes_and_levels_stay_levels() {
+        let mut telemetry = Telemetry::new();
+        let status = |runs: u64, sent: u64| Status {
+            checks: vec![CheckStatus {
+                name: "nginx".into(),
+                instances: vec![InstanceStatus { total_runs: runs, status: "ERROR".into(), ..Default::default() }],
+                ..Default::default()
+            }],
+            forwarder: Some(ForwarderStatus { success: sent, spool_bytes: 4096, ..Default::default() }),
+            ..Default::default()
+        };
+        let first = telemetry.batch(&status(10, 3));
+        let value = |batch: &Batch, name: &str| batch.flushed.series.iter().find(|s| s.name == name).map(|s| s.value);
+        assert_eq!(value(&first, "adrt.checks.runs"), None, "a count needs two flushes");
+        assert_eq!(value(&first, "adrt.checks.failing"), Some(1.0));
+        let second = telemetry.batch(&status(25, 5));
+        assert_eq!(value(&second, "adrt.checks.runs"), Some(15.0));
+        assert_eq!(value(&second, "adrt.forwarder.payloads_sent"), Some(2.0));
+        assert_eq!(value(&second, "adrt.forwarder.spool_bytes"), Some(4096.0));
+        assert_eq!(second.config.id, INSTANCE_ID);
+    }
+}
