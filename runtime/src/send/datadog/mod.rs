@@ -30,7 +30,8 @@ pub struct DatadogSink {
 /// What the runs since the last flush produced.
 #[derive(Default)]
 struct Gathered {
-    points: Vec<Point>,
+    /// Series entries, already JSON (see [`payload::series_entry`]).
+    series: Vec<Vec<u8>>,
     service_checks: Vec<(ServiceCheck, i64, String)>,
     events: Vec<(Event, i64, String)>,
 }
@@ -53,17 +54,21 @@ impl DatadogSink {
 impl Sink for DatadogSink {
     fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, ()> {
         let timestamp = batch.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let mut gathered = self.gathered.lock();
+        let mut entries = Vec::with_capacity(batch.flushed.series.len());
         for series in &batch.flushed.series {
-            gathered.points.push(Point {
-                metric: series.name.clone(),
+            let mut tags: Vec<&str> = series.tags.iter().map(String::as_str).collect();
+            tags.extend(self.host_tags.iter().map(String::as_str).filter(|tag| !series.tags.iter().any(|t| t == tag)));
+            entries.push(payload::series_entry(Point {
+                metric: &series.name,
                 kind: series.kind,
                 value: series.value,
                 timestamp,
-                tags: self.with_host_tags(series.tags.clone()),
-                host: series.hostname.clone().unwrap_or_else(|| self.host.clone()),
-            });
+                tags: &tags,
+                host: series.hostname.as_deref().unwrap_or(&self.host),
+            }));
         }
+        let mut gathered = self.gathered.lock();
+        gathered.series.extend(entries);
         for check in &batch.flushed.service_checks {
             let check = ServiceCheck { tags: self.with_host_tags(check.tags.clone()), ..check.clone() };
             gathered.service_checks.push((check, timestamp, self.host.clone()));
@@ -79,13 +84,13 @@ impl Sink for DatadogSink {
         let gathered = std::mem::take(&mut *self.gathered.lock());
         let host = self.host.clone();
         Box::pin(async move {
-            if gathered.points.is_empty() && gathered.service_checks.is_empty() && gathered.events.is_empty() {
+            if gathered.series.is_empty() && gathered.service_checks.is_empty() && gathered.events.is_empty() {
                 return;
             }
             // Serializing and compressing thousands of series is CPU work: not on the runtime's thread.
             let built = tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
-                let mut payloads = payload::series(&gathered.points);
+                let mut payloads = payload::series(&gathered.series);
                 payloads.extend(payload::check_run_payloads(&gathered.service_checks));
                 payloads.extend(payload::intake_payloads(&gathered.events, &host));
                 (payloads, started.elapsed())

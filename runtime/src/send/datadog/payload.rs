@@ -68,42 +68,72 @@ pub struct Payload {
 }
 
 /// One value of one series, as it goes out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    pub metric: String,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point<'a> {
+    pub metric: &'a str,
     pub kind: MetricKind,
     pub value: f64,
     /// Seconds since the epoch: when the run ended.
     pub timestamp: i64,
-    pub tags: Vec<String>,
-    pub host: String,
+    pub tags: &'a [&'a str],
+    pub host: &'a str,
 }
 
 /// The v2 `type`: 1 count, 2 rate, 3 gauge (Datadog's `APICountType`/`APIRateType`/`APIGaugeType`).
-fn api_type(point: &Point) -> u8 {
-    match point.kind {
+fn api_type(kind: MetricKind, metric: &str) -> u8 {
+    match kind {
         MetricKind::Count | MetricKind::MonotonicCount => 1,
-        MetricKind::Histogram if point.metric.ends_with(".count") => 2,
+        MetricKind::Histogram if metric.ends_with(".count") => 2,
         MetricKind::Gauge | MetricKind::Rate | MetricKind::Histogram => 3,
     }
 }
 
-fn series_entry(point: &Point) -> Value {
-    json!({
-        "metric": point.metric,
-        "type": api_type(point),
-        "points": [{"timestamp": point.timestamp, "value": point.value}],
-        "tags": point.tags,
-        "resources": [{"name": point.host, "type": "host"}],
-        "interval": 0,
-        "source_type_name": "System",
-    })
+/// A series entry of the v2 body, serialized straight from borrowed fields: no `Value` tree.
+#[derive(Serialize)]
+struct SeriesEntry<'a> {
+    metric: &'a str,
+    #[serde(rename = "type")]
+    kind: u8,
+    points: [TimedValue; 1],
+    tags: &'a [&'a str],
+    resources: [HostResource<'a>; 1],
+    interval: u8,
+    source_type_name: &'static str,
 }
 
-/// Series payloads for `points`.
-pub fn series(points: &[Point]) -> Vec<Payload> {
-    let entries: Vec<Vec<u8>> = points.iter().map(|p| series_entry(p).to_string().into_bytes()).collect();
-    split(Endpoint::Series, &entries, |items| wrap(br#"{"series":["#, items, b"]}"))
+#[derive(Serialize)]
+struct TimedValue {
+    timestamp: i64,
+    value: f64,
+}
+
+#[derive(Serialize)]
+struct HostResource<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The JSON of one point's series entry. Made when the run's results arrive, so that what waits
+/// for a flush is compact and a flush only packs and compresses.
+pub fn series_entry(point: Point<'_>) -> Vec<u8> {
+    let entry = SeriesEntry {
+        metric: point.metric,
+        kind: api_type(point.kind, point.metric),
+        points: [TimedValue { timestamp: point.timestamp, value: point.value }],
+        tags: point.tags,
+        resources: [HostResource { name: point.host, kind: "host" }],
+        interval: 0,
+        source_type_name: "System",
+    };
+    let mut json = serde_json::to_vec(&entry).expect("plain data serializes");
+    json.shrink_to_fit();
+    json
+}
+
+/// Series payloads for entries made by [`series_entry`].
+pub fn series(entries: &[Vec<u8>]) -> Vec<Payload> {
+    split(Endpoint::Series, entries, |items| wrap(br#"{"series":["#, items, b"]}"))
 }
 
 /// A service check as the agent's `/api/v1/check_run` takes it.
@@ -238,8 +268,9 @@ pub fn compress(raw: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn point(metric: &str, kind: MetricKind, tags: Vec<String>) -> Point {
-        Point { metric: metric.into(), kind, value: 1.5, timestamp: 1_700_000_000, tags, host: "node-1".into() }
+    fn point(metric: &str, kind: MetricKind, tags: Vec<String>) -> Vec<u8> {
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        series_entry(Point { metric, kind, value: 1.5, timestamp: 1_700_000_000, tags: &tags, host: "node-1" })
     }
 
     fn decode(payload: &Payload) -> Value {
@@ -269,7 +300,7 @@ mod tests {
     #[test]
     fn a_large_flush_is_split_under_both_limits() {
         // ~12 MB of JSON that compresses well, and tags that do not (random-ish) to test both limits.
-        let points: Vec<Point> = (0..40_000)
+        let points: Vec<Vec<u8>> = (0..40_000)
             .map(|i| {
                 let noise: Vec<String> = (0..4).map(|j| format!("t{j}:{:x}", (i as u64 * 2_654_435_761 + j) % 1_000_003)).collect();
                 point(&format!("metric.number_{}", i % 300), MetricKind::Gauge, noise.into_iter().chain(["a".repeat(200)]).collect())
