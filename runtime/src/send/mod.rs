@@ -91,15 +91,18 @@ impl Outbox {
     /// Queues `batch` for the sink without waiting; `false` when the queue is full (the batch is
     /// dropped and counted).
     pub fn offer(&self, batch: Batch) -> bool {
-        let id = batch.config.id.clone();
         match self.tx.try_send(Delivery::Batch(batch)) {
             Ok(()) => true,
-            Err(_) => {
+            Err(refused) => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 // Once, then every 1000th: a stuck sink must not also flood the log.
                 if dropped == 1 || dropped % 1000 == 0 {
+                    let instance = match refused.into_inner() {
+                        Delivery::Batch(batch) => batch.config.id.clone(),
+                        Delivery::Forget(id) => id,
+                    };
                     tracing::warn!(
-                        instance = %id,
+                        instance = %instance,
                         dropped,
                         "the delivery queue ({} batches) is full: results dropped",
                         self.capacity
