@@ -72,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
         known_checks: &known,
         file_templates: &files,
         limits: Limits::default(),
+        tagging: &Default::default(),
     };
     let configs = discover_pod(&pod, &ctx);
 
@@ -197,7 +198,7 @@ fn container(name: &str, image: &str, ports: &str) -> Container {
             ContainerPort { name, container_port: number.trim().parse().unwrap_or(0), protocol: Some("TCP".into()) }
         })
         .collect();
-    Container { name: name.into(), image: image.into(), ports, restart_policy: None }
+    Container { name: name.into(), image: image.into(), ports, ..Default::default() }
 }
 
 /// conf.d templates matching the pod's images (and a `check.id` of `custom`), one with template

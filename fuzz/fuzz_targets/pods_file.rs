@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 known_checks: &known,
                 file_templates: &[],
                 limits: Limits::default(),
+                tagging: &Default::default(),
             };
             for pod in &pods {
                 let configs = discover_pod(pod, &ctx);

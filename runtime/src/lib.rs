@@ -15,6 +15,8 @@
 //!   per WIT interface, and one run of one instance. Only this module knows wasmtime.
 //! - [`aggregate`]: what a run submitted → series (rates, deltas, histograms, tags).
 //! - [`send`]: the delivery queue and the sinks.
+//! - [`dogstatsd`]: a second source of results beside the checks: applications' metrics over
+//!   UDP and a Unix socket, tagged with the sender's pod, aggregated and handed to `send`.
 //!
 //! Around them:
 //! - [`agent`]: the stages wired together (`Runner` = exec → aggregate → send), replanning on
@@ -23,6 +25,8 @@
 //! Below them, shared by several stages:
 //! - [`config`]: the one settings tree (flags → environment → YAML → defaults).
 //! - [`model`]: check templates with their provider, problems with their entity, shared bounds.
+//! - [`tagger`]: the tags of a pod's containers as Datadog's tagger gives them, by cardinality;
+//!   for checks (resolve) and for DogStatsD's senders.
 //! - [`pod`]: the pod as discovery reads it; [`instance_id`]: stable IDs of check instances.
 //! - [`regular_file`]: reading files whose path someone else chose: non-blocking, regular only,
 //!   bounded.
@@ -38,6 +42,7 @@ pub mod schedule;
 pub mod exec;
 pub mod aggregate;
 pub mod send;
+pub mod dogstatsd;
 
 pub mod agent;
 pub mod cli;
@@ -45,6 +50,7 @@ pub mod status;
 
 pub mod config;
 pub mod model;
+pub mod tagger;
 pub mod pod;
 pub mod instance_id;
 pub mod regular_file;

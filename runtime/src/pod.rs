@@ -71,6 +71,26 @@ pub struct PodSpec {
     pub containers: Vec<Container>,
     #[serde(default)]
     pub init_containers: Vec<Container>,
+    #[serde(default)]
+    pub priority_class_name: Option<String>,
+    #[serde(default)]
+    pub runtime_class_name: Option<String>,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    #[serde(default)]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimSource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeClaimSource {
+    #[serde(default)]
+    pub claim_name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -85,6 +105,18 @@ pub struct Container {
     /// `Always` on an init container makes it a restartable sidecar.
     #[serde(default)]
     pub restart_policy: Option<String>,
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+}
+
+/// A variable of the container's environment; one set from a ConfigMap, a Secret or a field
+/// (`valueFrom`) has no value here.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct EnvVar {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -115,6 +147,9 @@ pub struct PodStatus {
     pub container_statuses: Vec<ContainerStatus>,
     #[serde(default)]
     pub init_container_statuses: Vec<ContainerStatus>,
+    /// `Guaranteed`, `Burstable` or `BestEffort`.
+    #[serde(default)]
+    pub qos_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -140,6 +175,9 @@ pub struct ContainerStatus {
     pub container_id: Option<String>,
     #[serde(default)]
     pub image: Option<String>,
+    /// The image the runtime resolved, often by digest: `docker.io/library/nginx@sha256:...`.
+    #[serde(default, rename = "imageID")]
+    pub image_id: Option<String>,
     #[serde(default)]
     pub ready: bool,
     #[serde(default)]
@@ -150,7 +188,6 @@ pub struct ContainerStatus {
 }
 
 impl Pod {
-    /// `namespace/name`, how people name a pod in messages.
     /// The hostname the pod's containers see, as the kubelet sets it: `spec.hostname`, else the
     /// pod's name, cut to 63 characters without a trailing `-` or `.`; `None` for a pod on the
     /// host's network, whose containers see the node's hostname.
@@ -163,6 +200,7 @@ impl Pod {
         Some(if cut.len() < name.len() { cut.trim_end_matches(['-', '.']).to_string() } else { cut })
     }
 
+    /// `namespace/name`, how people name a pod in messages.
     pub fn key(&self) -> String {
         format!("{}/{}", self.metadata.namespace, self.metadata.name)
     }
@@ -179,6 +217,12 @@ impl Pod {
 
     pub fn container_status(&self, container: &str) -> Option<&ContainerStatus> {
         self.status.container_statuses.iter().chain(&self.status.init_container_statuses).find(|s| s.name == container)
+    }
+
+    /// The container's runtime ID without its scheme (`containerd://`), once it has one.
+    pub fn container_id(&self, container: &str) -> Option<&str> {
+        let id = self.container_status(container)?.container_id.as_deref()?;
+        Some(id.split_once("://").map_or(id, |(_, id)| id)).filter(|id| !id.is_empty())
     }
 }
 

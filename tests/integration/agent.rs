@@ -488,7 +488,15 @@ async fn in_a_cluster_the_kubelet_is_used_unless_it_does_not_answer() {
 fn the_repositorys_examples_resolve_to_the_nginx_check() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
     let known = |name: &str| ["nginx", "network", "kubernetes"].contains(&name);
-    let ctx = adrt::resolve::DiscoveryContext { node_name: "local", env_allowlist: &[], known_checks: &known, file_templates: &[], limits: Default::default() };
+    let tagging = adrt::config::TagSettings::default();
+    let ctx = adrt::resolve::DiscoveryContext {
+        node_name: "local",
+        env_allowlist: &[],
+        known_checks: &known,
+        file_templates: &[],
+        limits: Default::default(),
+        tagging: &tagging,
+    };
 
     // The local pods file of `scripts/run`: two replicas on 127.0.0.2 and .3.
     let path = deploy.join("local/pods.yaml");

@@ -35,3 +35,5 @@ mod prometheus;
 mod delivery;
 /// Delivery to a local OTLP/HTTP collector: the nginx metrics typed and attributed, an outage.
 mod otlp;
+/// DogStatsD with the `datadog` PyPI client: values at the intake and in /metrics, origin detection.
+mod dogstatsd;

@@ -6,6 +6,7 @@
 //! the status API, per pod and container.
 
 pub mod listener;
+pub mod origins;
 pub mod pipeline;
 pub mod plan;
 pub mod telemetry;
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::confd;
 use crate::config::Config;
 use crate::discover::{Listener, PodEvent};
+use crate::dogstatsd::DogStatsd;
 use crate::exec::CheckRegistry;
 use crate::pod::Pod;
 use crate::model::{CheckTemplate, Problem, Severity};
@@ -41,6 +43,8 @@ pub struct Agent {
     outbox: Outbox,
     /// The Datadog forwarder behind the sink, if any, for the status.
     forwarder: OnceLock<Arc<Forwarder>>,
+    /// Applications' metrics, when a DogStatsD listener is configured.
+    dogstatsd: Option<Arc<DogStatsd>>,
     /// conf.d: static configs and `ad_identifiers` templates, read at start.
     files: Vec<CheckTemplate>,
     file_problems: Vec<Problem>,
@@ -86,6 +90,8 @@ impl Agent {
         let outbox = send::start(sink, config.delivery_queue, config.flush_interval);
         let runner = Arc::new(pipeline::Pipeline::new(registry.clone(), outbox.clone()));
         let scheduler = Scheduler::new(runner, config.check_interval, config.workers);
+        let dogstatsd = (config.dogstatsd.udp_addr.is_some() || config.dogstatsd.socket.is_some())
+            .then(|| Arc::new(DogStatsd::start(&config.dogstatsd, &config.procfs_path)));
         let discovery_beat = Heartbeat::new("discovery");
         let watchdog = Watchdog::new(config.watchdog, vec![scheduler.heartbeat(), discovery_beat.clone()]);
         Arc::new(Agent {
@@ -94,6 +100,7 @@ impl Agent {
             scheduler,
             outbox,
             forwarder: OnceLock::new(),
+            dogstatsd,
             files,
             file_problems,
             discovery: Mutex::default(),
@@ -156,6 +163,9 @@ impl Agent {
         }
         let scheduler = tokio::spawn(self.scheduler.clone().run(std::future::pending()));
         tokio::spawn(self.clone().send_telemetry());
+        if let Some(dogstatsd) = &self.dogstatsd {
+            tokio::spawn(dogstatsd.clone().flush_every(self.outbox.clone(), self.config.flush_interval));
+        }
         tokio::pin!(shutdown);
         let mut beat = tokio::time::interval(BEAT_EVERY);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -178,6 +188,11 @@ impl Agent {
         // Dropping the receivers stops the listener and the store poller.
         drop((pods, store_rx));
         scheduler.abort();
+        // What applications sent since the last flush, and every batch queued, reach the sinks.
+        if let Some(dogstatsd) = &self.dogstatsd {
+            dogstatsd.flush(&self.outbox, true);
+        }
+        self.outbox.flush().await;
         tracing::info!("stopped");
     }
 
@@ -203,6 +218,10 @@ impl Agent {
                 discovery.pods = pods;
                 discovery.pod_problems = pod_problems;
                 self.replan(&mut discovery);
+                if let Some(dogstatsd) = &self.dogstatsd {
+                    let cardinality = self.config.dogstatsd.cardinality;
+                    dogstatsd.set_origins(Arc::new(origins::index(&discovery.pods, &self.config.tagging, cardinality)));
+                }
                 self.ready.store(true, Ordering::Release);
             }
             PodEvent::Error(error) => {
@@ -243,6 +262,7 @@ impl Agent {
                 max_instances_per_pod: self.config.max_instances_per_pod,
                 max_instances_per_namespace: self.config.max_instances_per_namespace,
             },
+            tagging: &self.config.tagging,
         };
         let mut plan = plan::plan(&discovery.pods, &self.files, &ctx);
         plan.problems.splice(0..0, discovery.pod_problems.iter().cloned());
@@ -289,6 +309,7 @@ impl Agent {
             autodiscovery_errors: errors.into_iter().map(|(entity, errors)| EntityErrors { entity, errors }).collect(),
             delivery: self.outbox.status(),
             forwarder: self.forwarder.get().map(|f| f.status()),
+            dogstatsd: self.dogstatsd.as_ref().map(|d| d.status()),
         }
     }
 

@@ -129,7 +129,9 @@ mod tests {
 
     fn run_with(pods: &[Pod], limits: resolve::Limits) -> Plan {
         let known = |name: &str| name == "nginx";
-        let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &[], known_checks: &known, file_templates: &[], limits };
+        let tagging = Default::default();
+        let ctx =
+            DiscoveryContext { node_name: "node-1", env_allowlist: &[], known_checks: &known, file_templates: &[], limits, tagging: &tagging };
         plan(pods, &[], &ctx)
     }
 

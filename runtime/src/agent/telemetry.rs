@@ -41,9 +41,10 @@ impl Telemetry {
     /// The batch of `status` now.
     pub fn batch(&mut self, status: &Status) -> Batch {
         let mut samples = Vec::new();
-        let mut add = |name: &str, kind: MetricKind, value: f64| {
-            samples.push(Sample { name: name.into(), kind, value, tags: Vec::new(), hostname: None, device: None });
+        let mut add_tagged = |name: &str, kind: MetricKind, value: f64, tags: Vec<String>| {
+            samples.push(Sample { name: name.into(), kind, value, tags, hostname: None, device: None });
         };
+        let mut add = |name: &str, kind: MetricKind, value: f64| add_tagged(name, kind, value, Vec::new());
         let instances = status.checks.iter().flat_map(|c| &c.instances);
         let (mut runs, mut scheduled, mut failing) = (0, 0, 0);
         for instance in instances {
@@ -67,6 +68,20 @@ impl Telemetry {
             add("adrt.forwarder.memory_bytes", MetricKind::Gauge, f.memory_bytes as f64);
             add("adrt.forwarder.spool_bytes", MetricKind::Gauge, f.spool_bytes as f64);
             add("adrt.forwarder.flush_ms", MetricKind::Gauge, f.last_flush_ms);
+        }
+        if let Some(d) = &status.dogstatsd {
+            add("adrt.dogstatsd.udp_packets", MetricKind::MonotonicCount, d.udp_packets as f64);
+            add("adrt.dogstatsd.uds_packets", MetricKind::MonotonicCount, d.uds_packets as f64);
+            add("adrt.dogstatsd.truncated_packets", MetricKind::MonotonicCount, d.truncated_packets as f64);
+            add("adrt.dogstatsd.metric_samples", MetricKind::MonotonicCount, d.metric_samples as f64);
+            add("adrt.dogstatsd.events", MetricKind::MonotonicCount, d.events as f64);
+            add("adrt.dogstatsd.service_checks", MetricKind::MonotonicCount, d.service_checks as f64);
+            add("adrt.dogstatsd.contexts", MetricKind::Gauge, d.contexts as f64);
+            for (name, by_reason) in [("adrt.dogstatsd.parse_errors", &d.parse_errors), ("adrt.dogstatsd.dropped", &d.dropped)] {
+                for (reason, count) in by_reason {
+                    add_tagged(name, MetricKind::MonotonicCount, *count as f64, vec![format!("reason:{reason}")]);
+                }
+            }
         }
         let submissions = Submissions { samples, ..Submissions::default() };
         let flushed = self.aggregator.flush(INSTANCE_ID, &[], Instant::now(), submissions);

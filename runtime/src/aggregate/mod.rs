@@ -154,18 +154,21 @@ fn counter_value(kind: MetricKind, previous: Previous, now: Previous) -> Option<
     }
 }
 
-/// Datadog's default histogram aggregates.
+/// Datadog's default histogram aggregates (`histogram_aggregates: max median avg count`,
+/// `histogram_percentiles: 0.95`) of `sorted` samples whose weights add up to `count` and whose
+/// weighted values add up to `sum` (a sampled DogStatsD value weighs 1 / its rate; a check's
+/// weighs 1). `max` is passed for callers that keep only some of the samples; at least one
+/// sample is needed.
+pub fn histogram_aggregates(sorted: &[f64], count: f64, sum: f64, max: f64) -> [(&'static str, f64); 5] {
+    let rank = |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    [("max", max), ("median", rank(0.5)), ("avg", sum / count), ("count", count), ("95percentile", rank(0.95))]
+}
+
 fn histogram(samples: &[f64]) -> [(&'static str, f64); 5] {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let rank = |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
-    [
-        ("max", sorted[sorted.len() - 1]),
-        ("median", rank(0.5)),
-        ("avg", sorted.iter().sum::<f64>() / sorted.len() as f64),
-        ("count", sorted.len() as f64),
-        ("95percentile", rank(0.95)),
-    ]
+    let sum = sorted.iter().sum();
+    histogram_aggregates(&sorted, sorted.len() as f64, sum, sorted[sorted.len() - 1])
 }
 
 /// The submitted tags, then `device:`, then the instance's tags, without duplicates.
@@ -276,6 +279,7 @@ mod tests {
                     tags: vec![],
                     hostname: None,
                     message: None,
+                    timestamp: None,
                 }],
                 events: vec![],
             },

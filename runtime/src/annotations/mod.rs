@@ -70,6 +70,15 @@ pub struct PodAnnotations {
     pub containers: BTreeMap<String, ContainerAnnotations>,
 }
 
+impl PodAnnotations {
+    /// The tags of `ad.datadoghq.com/tags` and, for a container, of
+    /// `ad.datadoghq.com/<container>.tags`: the annotation tags of `tagger`'s pod and container tags.
+    pub fn tags_of(&self, container: Option<&str>) -> Vec<String> {
+        let own = container.and_then(|name| self.containers.get(name)).map(|c| c.tags.as_slice()).unwrap_or_default();
+        self.tags.iter().chain(own).cloned().collect()
+    }
+}
+
 /// Collects problems with the right entity for a pod or one of its containers. Messages are
 /// bounded (`text::bounded`): annotation keys and values quoted in them come from the pod.
 pub(crate) struct Reporter<'a> {

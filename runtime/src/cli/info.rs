@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::status_client::{StatusArgs, fetch};
-use crate::status::{ForwarderStatus, InstanceStatus, Status};
+use crate::status::{DogstatsdStatus, ForwarderStatus, InstanceStatus, Status};
 use crate::text;
 
 /// Everything shown here came from outside: the status API relays pods, annotations, kubelet and
@@ -55,6 +55,9 @@ pub fn render(status: &Status) -> String {
     out.push('\n');
     if let Some(forwarder) = &status.forwarder {
         forwarder_lines(&mut out, forwarder);
+    }
+    if let Some(dogstatsd) = &status.dogstatsd {
+        dogstatsd_lines(&mut out, dogstatsd);
     }
     section(&mut out, "Checks");
     if status.checks.is_empty() {
@@ -111,6 +114,40 @@ fn forwarder_lines(out: &mut String, f: &ForwarderStatus) {
             f.spool_dropped, f.spool_unreadable
         );
     }
+    out.push('\n');
+}
+
+/// The Datadog agent's `DogStatsD` section, in its words.
+fn dogstatsd_lines(out: &mut String, d: &DogstatsdStatus) {
+    section(out, "DogStatsD");
+    for listener in &d.listeners {
+        let _ = writeln!(out, "    Listening: {}", name(listener));
+    }
+    for error in &d.errors {
+        let _ = writeln!(out, "    Not listening: {}", message(error));
+    }
+    let _ = writeln!(out, "    Udp Packets: {} ({} bytes)", d.udp_packets, d.udp_bytes);
+    let _ = writeln!(out, "    Uds Packets: {} ({} bytes)", d.uds_packets, d.uds_bytes);
+    if d.truncated_packets > 0 {
+        let _ = writeln!(out, "    Truncated Packets: {} (larger than dogstatsd_buffer_size)", d.truncated_packets);
+    }
+    let _ = writeln!(out, "    Metric Samples: {}, Events: {}, Service Checks: {}", d.metric_samples, d.events, d.service_checks);
+    let parse_errors: u64 = d.parse_errors.values().sum();
+    let _ = writeln!(out, "    Parse Errors: {parse_errors}");
+    for (reason, count) in &d.parse_errors {
+        let _ = writeln!(out, "      - {}: {count}", name(reason));
+    }
+    let dropped: u64 = d.dropped.values().sum();
+    let _ = writeln!(out, "    Dropped: {dropped}");
+    for (reason, count) in &d.dropped {
+        let _ = writeln!(out, "      - {}: {count}", name(reason));
+    }
+    let _ = writeln!(
+        out,
+        "    Origin Detected: {} by socket credentials, {} by client fields ({} containers and pods known); {} \
+         contexts waiting for the flush",
+        d.origin_from_credentials, d.origin_from_fields, d.known_origins, d.contexts
+    );
     out.push('\n');
 }
 
@@ -198,6 +235,7 @@ mod tests {
             autodiscovery_errors: vec![EntityErrors { entity: "pod default/web-2".into(), errors: vec!["bad JSON".into()] }],
             delivery: DeliveryStatus { queued: 2, capacity: 1024, sent: 1, dropped: 3, failed: 0 },
             forwarder: None,
+            dogstatsd: None,
         };
         let text = render(&status);
         for expected in [
@@ -240,6 +278,7 @@ mod tests {
                 }],
                 delivery: DeliveryStatus::default(),
                 forwarder: None,
+                dogstatsd: None,
             }
         };
         let (benign, text) = (render(&hostile(true)), render(&hostile(false)));

@@ -61,7 +61,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let sink = Arc::new(DatadogSink::new(config.hostname.clone(), config.host_tags.clone(), forwarder.clone()));
             sinks.push(sink.clone());
             tracing::info!(intake = %config.intake_url, "sending to Datadog every {:?}", config.flush_interval);
-            Some((sink, forwarder))
+            Some(forwarder)
         }
         None => None,
     };
@@ -79,7 +79,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let sink = Arc::new(OtlpSink::new(host, node, config.host_tags.clone(), forwarder.clone()));
             sinks.push(sink.clone());
             tracing::info!(collector = %endpoint, "sending OTLP metrics every {:?}", config.flush_interval);
-            Some((sink, forwarder))
+            Some(forwarder)
         }
         None => None,
     };
@@ -103,18 +103,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         let _ = stop.send(true);
     });
-    if let Some((_, forwarder)) = &datadog {
+    if let Some(forwarder) = &datadog {
         agent.report_forwarder(forwarder.clone());
     }
+    // Returns once the sinks flushed what was gathered since the last flush.
     agent.run(listener, store, until_stopped()).await;
-    // What was gathered since the last flush, and what still waits in memory, go to the spool:
-    // the next start sends them.
-    if let Some((sink, forwarder)) = datadog {
-        sink.flush().await;
-        forwarder.persist().await;
-    }
-    if let Some((sink, forwarder)) = otlp {
-        sink.flush().await;
+    // What still waits in the forwarders' memory goes to the spool: the next start sends it.
+    for forwarder in [datadog, otlp].into_iter().flatten() {
         forwarder.persist().await;
     }
     Ok(ExitCode::SUCCESS)

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use super::{ConfigError, Layer, ListenerKind};
+use super::{Cardinality, ConfigError, Layer, ListenerKind, TagMapping};
 
 /// Reads the layer through `var` (the process environment, or a map in tests).
 pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
@@ -72,6 +72,24 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         intake_ca_file: reader.text(&["ADRT_INTAKE_CA_FILE"]).map(|(_, v)| v.into()),
         skip_ssl_validation: reader.parse::<Flag>(&["DD_SKIP_SSL_VALIDATION"])?.map(|f| f.0),
         otlp_endpoint: reader.text(&["ADRT_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]).map(|(_, v)| v),
+        dogstatsd_addr: match reader.parse::<u16>(&["DD_DOGSTATSD_PORT"])? {
+            Some(port) => {
+                let everywhere = reader.parse::<Flag>(&["DD_DOGSTATSD_NON_LOCAL_TRAFFIC"])?.is_some_and(|f| f.0);
+                Some((if everywhere { [0, 0, 0, 0] } else { [127, 0, 0, 1] }, port).into())
+            }
+            None => match reader.parse::<Flag>(&["DD_DOGSTATSD_NON_LOCAL_TRAFFIC"])? {
+                Some(Flag(true)) => Some(([0, 0, 0, 0], 8125).into()),
+                _ => reader.parse(&["ADRT_DOGSTATSD_ADDR"])?,
+            },
+        },
+        dogstatsd_socket: reader.text(&["DD_DOGSTATSD_SOCKET", "ADRT_DOGSTATSD_SOCKET"]).map(|(_, v)| v.into()),
+        dogstatsd_buffer_size: reader.parse(&["DD_DOGSTATSD_BUFFER_SIZE"])?,
+        dogstatsd_max_contexts: reader.parse(&["ADRT_DOGSTATSD_MAX_CONTEXTS"])?,
+        dogstatsd_tag_cardinality: reader.cardinality(&["DD_DOGSTATSD_TAG_CARDINALITY"])?,
+        checks_tag_cardinality: reader.cardinality(&["DD_CHECKS_TAG_CARDINALITY"])?,
+        kubernetes_pod_labels_as_tags: reader.mapping(&["DD_KUBERNETES_POD_LABELS_AS_TAGS"])?,
+        kubernetes_pod_annotations_as_tags: reader.mapping(&["DD_KUBERNETES_POD_ANNOTATIONS_AS_TAGS"])?,
+        kubernetes_namespace_labels_as_tags: reader.mapping(&["DD_KUBERNETES_NAMESPACE_LABELS_AS_TAGS"])?,
         sd_config_backend: reader.text(&["SD_CONFIG_BACKEND", "DD_SD_CONFIG_BACKEND"]).map(|(_, v)| v),
         sd_backend_host: reader.text(&["SD_BACKEND_HOST", "DD_SD_BACKEND_HOST"]).map(|(_, v)| v),
         sd_backend_port: reader.parse(&["SD_BACKEND_PORT", "DD_SD_BACKEND_PORT"])?,
@@ -107,6 +125,24 @@ impl Reader<'_> {
         match self.text(names) {
             None => Ok(None),
             Some((name, value)) => value.trim().parse().map(Some).map_err(|e: T::Err| env_error(&name, &value, e.to_string())),
+        }
+    }
+}
+
+impl Reader<'_> {
+    fn cardinality(&self, names: &[&str]) -> Result<Option<Cardinality>, ConfigError> {
+        match self.text(names) {
+            None => Ok(None),
+            Some((name, value)) => <Cardinality as clap::ValueEnum>::from_str(value.trim(), true)
+                .map(Some)
+                .map_err(|_| env_error(&name, &value, "expected low, orchestrator or high".into())),
+        }
+    }
+
+    fn mapping(&self, names: &[&str]) -> Result<Option<TagMapping>, ConfigError> {
+        match self.text(names) {
+            None => Ok(None),
+            Some((name, value)) => TagMapping::parse(&value).map(Some).map_err(|reason| env_error(&name, &value, reason)),
         }
     }
 }
@@ -170,6 +206,25 @@ mod tests {
         let layer = env(&[("DD_API_KEY", "new"), ("API_KEY", "old"), ("DD_HEALTH_PORT", "6000")]).unwrap();
         assert_eq!(layer.api_key.as_deref(), Some("new"));
         assert_eq!(layer.health_addr.unwrap().to_string(), "0.0.0.0:6000");
+    }
+
+    #[test]
+    fn dogstatsd_and_tagging_read_datadogs_names() {
+        let layer = env(&[("DD_DOGSTATSD_PORT", "9125"), ("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", "true")]).unwrap();
+        assert_eq!(layer.dogstatsd_addr.unwrap().to_string(), "0.0.0.0:9125");
+        let layer = env(&[("DD_DOGSTATSD_PORT", "9125")]).unwrap();
+        assert_eq!(layer.dogstatsd_addr.unwrap().to_string(), "127.0.0.1:9125");
+        let layer = env(&[
+            ("DD_DOGSTATSD_TAG_CARDINALITY", "Orchestrator"),
+            ("DD_KUBERNETES_POD_LABELS_AS_TAGS", r#"{"App": "kube_app"}"#),
+        ])
+        .unwrap();
+        assert_eq!(layer.dogstatsd_tag_cardinality, Some(Cardinality::Orchestrator));
+        assert_eq!(layer.kubernetes_pod_labels_as_tags.unwrap().0["app"], "kube_app", "label keys match without case");
+        let err = env(&[("DD_KUBERNETES_POD_LABELS_AS_TAGS", "app=kube_app")]).unwrap_err().to_string();
+        assert!(err.contains("DD_KUBERNETES_POD_LABELS_AS_TAGS") && err.contains("JSON object"), "{err}");
+        let err = env(&[("DD_CHECKS_TAG_CARDINALITY", "medium")]).unwrap_err().to_string();
+        assert!(err.contains("DD_CHECKS_TAG_CARDINALITY") && err.contains("orchestrator"), "{err}");
     }
 
     #[test]

@@ -32,5 +32,10 @@ mod tests {
         let err = parse(path, "kubelet_pol: 3\n").unwrap_err().to_string();
         assert!(err.starts_with("/etc/adrt/adrt.yaml: unknown field `kubelet_pol`"), "{err}");
         assert!(parse(path, "\n").is_ok());
+        // Datadog's map form, and the JSON text its environment variable holds.
+        let layer = parse(path, "kubernetes_pod_labels_as_tags:\n  App: kube_app\n").unwrap();
+        assert_eq!(layer.kubernetes_pod_labels_as_tags.unwrap().0["app"], "kube_app");
+        let layer = parse(path, "kubernetes_pod_annotations_as_tags: '{\"team\": \"team\"}'\n").unwrap();
+        assert_eq!(layer.kubernetes_pod_annotations_as_tags.unwrap().0["team"], "team");
     }
 }

@@ -198,6 +198,46 @@ pub struct Layer {
     /// its `/v1/metrics` too, retried and spooled like the Datadog intake's.
     #[arg(long)]
     pub otlp_endpoint: Option<String>,
+    /// DogStatsD over UDP on this address (default 127.0.0.1:8125, as the Datadog agent's; port 0
+    /// turns it off). DD_DOGSTATSD_PORT sets the port, DD_DOGSTATSD_NON_LOCAL_TRAFFIC=true
+    /// listens on every interface (the DaemonSet's hostPort needs it).
+    #[arg(long)]
+    pub dogstatsd_addr: Option<SocketAddr>,
+    /// DogStatsD over a Unix datagram socket (DD_DOGSTATSD_SOCKET): the kernel names each
+    /// sender's pid, so its pod's tags are added without the sender saying who it is.
+    #[arg(long)]
+    pub dogstatsd_socket: Option<PathBuf>,
+    /// Largest DogStatsD packet read whole, in bytes (default 8192, Datadog's
+    /// dogstatsd_buffer_size; at least 8192 on the Unix socket); a larger one is counted as
+    /// truncated and its last, cut message dropped.
+    #[arg(long)]
+    pub dogstatsd_buffer_size: Option<usize>,
+    /// DogStatsD metric contexts (name, tags, host) waiting for a flush, at most (default
+    /// 100000); past it, samples of new contexts are dropped and counted.
+    #[arg(long)]
+    pub dogstatsd_max_contexts: Option<usize>,
+    /// Which of the sender's pod tags DogStatsD metrics get: `low` (namespace, workload,
+    /// container name, image, ...; default, as Datadog's), `orchestrator` (adds pod_name,
+    /// kube_ownerref_name, a CronJob's kube_job) or `high` (adds container_id, container_name).
+    #[arg(long, value_enum)]
+    pub dogstatsd_tag_cardinality: Option<Cardinality>,
+    /// Which pod tags checks' results get (default `high`: one instance runs per container, and
+    /// its pod_name and container_id keep two replicas' series apart; Datadog's default is `low`).
+    #[arg(long, value_enum)]
+    pub checks_tag_cardinality: Option<Cardinality>,
+    /// Pod labels sent as tags, `{"app": "kube_app"}` (a JSON object here and in
+    /// DD_KUBERNETES_POD_LABELS_AS_TAGS, a map in YAML); the label `*` maps every label, and
+    /// `%%label%%` in a tag name is the label's name.
+    #[arg(long, value_parser = TagMapping::parse)]
+    pub kubernetes_pod_labels_as_tags: Option<TagMapping>,
+    /// Pod annotations sent as tags, as kubernetes_pod_labels_as_tags
+    /// (DD_KUBERNETES_POD_ANNOTATIONS_AS_TAGS).
+    #[arg(long, value_parser = TagMapping::parse)]
+    pub kubernetes_pod_annotations_as_tags: Option<TagMapping>,
+    /// Namespace labels sent as tags (DD_KUBERNETES_NAMESPACE_LABELS_AS_TAGS). No listener of
+    /// adrt reads namespaces: accepted, and a warning says it has no effect.
+    #[arg(long, value_parser = TagMapping::parse)]
+    pub kubernetes_namespace_labels_as_tags: Option<TagMapping>,
     /// Config store with check templates keyed by image (`etcd`), as the Datadog agent's
     /// `sd_config_backend`.
     #[arg(long)]
@@ -247,7 +287,10 @@ impl Layer {
             max_instances_per_pod, max_instances_per_namespace, credential_files, watchdog, workers, delivery_queue, status_addr,
             health_addr, env_allowlist, procfs_path, sysfs_path, api_key, api_key_file, site, dd_url, flush_interval,
             forwarder_memory_mib, spool_dir, spool_max_mib, tags, env, cluster_name, metrics_addr, proxy_http, proxy_https,
-            proxy_no_proxy, proxy, intake_ca_file, skip_ssl_validation, otlp_endpoint, sd_config_backend, sd_backend_host,
+            proxy_no_proxy, proxy, intake_ca_file, skip_ssl_validation, otlp_endpoint, dogstatsd_addr, dogstatsd_socket,
+            dogstatsd_buffer_size, dogstatsd_max_contexts, dogstatsd_tag_cardinality, checks_tag_cardinality,
+            kubernetes_pod_labels_as_tags, kubernetes_pod_annotations_as_tags, kubernetes_namespace_labels_as_tags,
+            sd_config_backend, sd_backend_host,
             sd_backend_port, checks_dir, cache_dir, no_cache, call_timeout, memory_limit_mib, memory_budget_mib,
             response_limit_mib
         )
@@ -298,6 +341,8 @@ pub struct Config {
     pub outbound: Outbound,
     /// Without a trailing `/`.
     pub otlp_endpoint: Option<String>,
+    pub dogstatsd: DogstatsdConfig,
+    pub tagging: TagSettings,
     /// Base URL of the etcd that holds check templates (`sd_config_backend: etcd`).
     pub etcd_url: Option<String>,
     /// Running in a pod (the service-account token is mounted).
@@ -330,6 +375,77 @@ pub struct Outbound {
     pub no_proxy: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub skip_tls_verify: bool,
+}
+
+/// The DogStatsD server's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DogstatsdConfig {
+    /// `None`: no UDP server (port 0).
+    pub udp_addr: Option<SocketAddr>,
+    pub socket: Option<PathBuf>,
+    pub buffer_size: usize,
+    pub max_contexts: usize,
+    pub cardinality: Cardinality,
+}
+
+pub const DEFAULT_DOGSTATSD_ADDR: &str = "127.0.0.1:8125";
+
+/// How many of an entity's tags apply, as Datadog's tagger ranks them: each level adds to the
+/// one before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cardinality {
+    /// Tags shared by every replica: namespace, workload, container name, image, env/service/version.
+    Low,
+    /// Adds what names one pod: pod_name, kube_ownerref_name, a CronJob's kube_job.
+    Orchestrator,
+    /// Adds what names one container: container_id, container_name.
+    #[default]
+    High,
+}
+
+/// Which of a pod's labels and annotations become tags, and how many tags checks get.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TagSettings {
+    pub pod_labels_as_tags: TagMapping,
+    pub pod_annotations_as_tags: TagMapping,
+    pub checks_cardinality: Cardinality,
+}
+
+/// A label (or annotation) name → tag name map, as Datadog's `kubernetes_pod_labels_as_tags`:
+/// keys are matched without regard to case.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TagMapping(pub std::collections::BTreeMap<String, String>);
+
+impl TagMapping {
+    /// A JSON object of strings (the flag's and the environment's form).
+    pub fn parse(text: &str) -> Result<TagMapping, String> {
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(text).map_err(|e| format!("a JSON object of label to tag names, like {{\"app\": \"kube_app\"}}: {e}"))?;
+        Ok(TagMapping::from(map))
+    }
+}
+
+impl From<std::collections::BTreeMap<String, String>> for TagMapping {
+    fn from(map: std::collections::BTreeMap<String, String>) -> Self {
+        TagMapping(map.into_iter().map(|(key, tag)| (key.to_lowercase(), tag)).collect())
+    }
+}
+
+impl<'de> Deserialize<'de> for TagMapping {
+    /// A YAML map, or the JSON text the environment variable would hold.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Map(std::collections::BTreeMap<String, String>),
+            Json(String),
+        }
+        match Form::deserialize(deserializer)? {
+            Form::Map(map) => Ok(TagMapping::from(map)),
+            Form::Json(text) => TagMapping::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Where payloads wait for the intake on disk (a hostPath in the DaemonSet).
@@ -385,6 +501,7 @@ impl Config {
             ("max_instances_per_pod", layer.max_instances_per_pod),
             ("max_instances_per_namespace", layer.max_instances_per_namespace),
             ("delivery_queue", layer.delivery_queue),
+            ("dogstatsd_max_contexts", layer.dogstatsd_max_contexts),
         ] {
             if value == Some(0) {
                 return Err(ConfigError::Invalid(format!("{name}: must be at least 1")));
@@ -428,6 +545,18 @@ impl Config {
                 )));
             }
         };
+        if layer.dogstatsd_buffer_size.is_some_and(|size| !(512..=1 << 20).contains(&size)) {
+            return Err(ConfigError::Invalid(format!(
+                "dogstatsd_buffer_size: {} is not from 512 to 1048576 bytes",
+                layer.dogstatsd_buffer_size.unwrap_or_default()
+            )));
+        }
+        if layer.kubernetes_namespace_labels_as_tags.as_ref().is_some_and(|mapping| !mapping.0.is_empty()) {
+            tracing::warn!(
+                "kubernetes_namespace_labels_as_tags has no effect: no pod listener of adrt reads namespaces (the \
+                 kubelet's /pods has no namespace labels)"
+            );
+        }
         let token = in_cluster.then(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN));
         let memory_limit_mib = layer.memory_limit_mib.unwrap_or(64);
         let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
@@ -499,6 +628,19 @@ impl Config {
                 skip_tls_verify: layer.skip_ssl_validation.unwrap_or(false),
             },
             otlp_endpoint,
+            dogstatsd: DogstatsdConfig {
+                udp_addr: Some(layer.dogstatsd_addr.unwrap_or_else(|| DEFAULT_DOGSTATSD_ADDR.parse().expect("valid")))
+                    .filter(|addr| addr.port() != 0),
+                socket: layer.dogstatsd_socket.filter(|path| !path.as_os_str().is_empty()),
+                buffer_size: layer.dogstatsd_buffer_size.unwrap_or(8192),
+                max_contexts: layer.dogstatsd_max_contexts.unwrap_or(100_000),
+                cardinality: layer.dogstatsd_tag_cardinality.unwrap_or(Cardinality::Low),
+            },
+            tagging: TagSettings {
+                pod_labels_as_tags: layer.kubernetes_pod_labels_as_tags.unwrap_or_default(),
+                pod_annotations_as_tags: layer.kubernetes_pod_annotations_as_tags.unwrap_or_default(),
+                checks_cardinality: layer.checks_tag_cardinality.unwrap_or(Cardinality::High),
+            },
             etcd_url,
             in_cluster,
             checks_dir: paths::checks_dir(layer.checks_dir),

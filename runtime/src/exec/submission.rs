@@ -64,6 +64,9 @@ pub struct ServiceCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     pub message: Option<String>,
+    /// Seconds since the epoch, when the sender said (DogStatsD's `d:`); else the run's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,6 +74,12 @@ pub struct Event {
     pub title: String,
     pub text: String,
     pub alert_type: &'static str,
+    /// `normal` or `low` (DogStatsD's `p:`); the intake's default is normal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<&'static str>,
+    /// The host the event is about, when not the agent's (DogStatsD's `h:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     pub tags: Vec<String>,
     pub aggregation_key: Option<String>,
     pub source_type_name: Option<String>,

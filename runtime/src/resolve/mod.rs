@@ -2,7 +2,6 @@
 //! `ad_identifiers`, resolved per container (template variables, tags, ID), with every problem.
 //! Pure: the scheduler calls [`discover_pod`] again whenever the pod changes.
 
-pub mod tags;
 pub mod template;
 
 #[cfg(test)]
@@ -12,9 +11,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::annotations;
+use crate::config::TagSettings;
 use crate::instance_id::instance_id;
 use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Severity};
 use crate::pod::{Container, Pod};
+use crate::tagger;
 use crate::text;
 use template::{Target, Vars};
 
@@ -28,6 +29,8 @@ pub struct DiscoveryContext<'a> {
     /// conf.d configs with `ad_identifiers`.
     pub file_templates: &'a [CheckTemplate],
     pub limits: Limits,
+    /// Which pod tags checks get (`checks_cardinality`) and which labels and annotations are tags.
+    pub tagging: &'a TagSettings,
 }
 
 /// Bounds on what a pod's annotations may ask for (the agent's settings of the same names).
@@ -190,7 +193,7 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
         if candidates.is_empty() {
             continue;
         }
-        let annotation_tags: Vec<String> = parsed.tags.iter().chain(&ann.tags).cloned().collect();
+        let annotation_tags = parsed.tags_of(Some(&container.name));
         let scope = Scope {
             ctx,
             vars: Vars { target: Some(Target { pod, container }), node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
@@ -201,7 +204,7 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                 container: container.name.clone(),
             },
             entity,
-            tags: tags::container_tags(pod, container, &annotation_tags),
+            tags: tagger::container_tags(pod, container, &annotation_tags, ctx.tagging).at(ctx.tagging.checks_cardinality),
             tolerate_unready: parsed.tolerate_unready,
         };
         for candidate in candidates {
@@ -216,7 +219,7 @@ fn ad_identifiers<'a>(container: &'a Container, ann: &'a annotations::ContainerA
     if ann.ad_identifier != container.name {
         return vec![ann.ad_identifier.as_str()];
     }
-    let image = tags::Image::parse(&container.image);
+    let image = tagger::Image::parse(&container.image);
     vec![image.name, image.short]
 }
 

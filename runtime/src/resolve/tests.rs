@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::config::Cardinality;
 use crate::model::{CheckTemplate, Provider};
 use crate::pod::{ContainerPort, ContainerStatus, OwnerReference, PodList};
 
@@ -33,17 +34,17 @@ fn pod(annotations: &[(&str, &str)]) -> Pod {
             name: "web".into(),
             image: "nginx:1.25".into(),
             ports: vec![port(Some("metrics"), 8080), port(Some("http"), 80)],
-            restart_policy: None,
+            ..Default::default()
         },
         Container {
             name: "sidecar".into(),
             image: "docker.io/library/redis:7".into(),
             ports: vec![port(None, 6379)],
-            restart_policy: None,
+            ..Default::default()
         },
     ];
     pod.spec.init_containers =
-        vec![Container { name: "init".into(), image: "busybox".into(), ports: vec![], restart_policy: Some("Always".into()) }];
+        vec![Container { name: "init".into(), image: "busybox".into(), restart_policy: Some("Always".into()), ..Default::default() }];
     pod.status.pod_ip = Some("10.0.0.5".into());
     pod.status.container_statuses = ["web", "sidecar"]
         .iter()
@@ -54,7 +55,14 @@ fn pod(annotations: &[(&str, &str)]) -> Pod {
 
 fn discover(pod: &Pod, files: &[CheckTemplate]) -> PodConfigs {
     let allow = vec!["PATH".to_string()];
-    let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: files, limits: Default::default() };
+    let ctx = DiscoveryContext {
+        node_name: "node-1",
+        env_allowlist: &allow,
+        known_checks: &known,
+        file_templates: files,
+        limits: Default::default(),
+        tagging: &TagSettings::default(),
+    };
     discover_pod(pod, &ctx)
 }
 
@@ -585,11 +593,15 @@ fn tags_tolerate_unready_and_intervals() {
         web.tags,
         [
             "container_id:web-id",
+            "container_name:web",
+            "display_container_name:web_web-7c5ddbdf54-x2x4z",
             "image_name:nginx",
             "image_tag:1.25",
             "kube_container_name:web",
             "kube_deployment:web",
             "kube_namespace:shop",
+            "kube_ownerref_kind:replicaset",
+            "kube_ownerref_name:web-7c5ddbdf54",
             "kube_replica_set:web-7c5ddbdf54",
             "n:1",
             "pod_name:web-7c5ddbdf54-x2x4z",
@@ -603,6 +615,51 @@ fn tags_tolerate_unready_and_intervals() {
     assert_eq!(got.resolved[1].check, "redisdb");
     assert!(got.resolved[1].tags.is_empty(), "ignore_autodiscovery_tags");
     assert!(!discover(&pod(&[("ad.datadoghq.com/web.checks", NGINX_V2)]), &[]).resolved[0].tolerate_unready);
+}
+
+/// Checks get the tagger's tags at `checks_cardinality`, with the labels and annotations the
+/// settings make tags.
+#[test]
+fn checks_get_tags_at_the_checks_cardinality() {
+    let mut p = pod(&[("ad.datadoghq.com/web.checks", NGINX_V2), ("ad.datadoghq.com/tags", r#"{"+request": "r1"}"#)]);
+    p.metadata.labels = [("app", "web"), ("tags.datadoghq.com/env", "prod")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+    p.status.phase = Some("Running".into());
+    let tags_at = |checks_cardinality| {
+        let tagging = TagSettings {
+            pod_labels_as_tags: crate::config::TagMapping::parse(r#"{"App": "kube_%%label%%"}"#).unwrap(),
+            checks_cardinality,
+            ..TagSettings::default()
+        };
+        let ctx = DiscoveryContext {
+            node_name: "node-1",
+            env_allowlist: &[],
+            known_checks: &known,
+            file_templates: &[],
+            limits: Default::default(),
+            tagging: &tagging,
+        };
+        discover_pod(&p, &ctx).resolved[0].tags.clone()
+    };
+    let low = [
+        "env:prod",
+        "image_name:nginx",
+        "image_tag:1.25",
+        "kube_app:web",
+        "kube_container_name:web",
+        "kube_deployment:web",
+        "kube_namespace:shop",
+        "kube_ownerref_kind:replicaset",
+        "kube_replica_set:web-7c5ddbdf54",
+        "pod_phase:running",
+        "short_image:nginx",
+    ];
+    assert_eq!(tags_at(Cardinality::Low), low);
+    let orchestrator = tags_at(Cardinality::Orchestrator);
+    let added: Vec<&String> = orchestrator.iter().filter(|t| !low.contains(&t.as_str())).collect();
+    assert_eq!(added, ["kube_ownerref_name:web-7c5ddbdf54", "pod_name:web-7c5ddbdf54-x2x4z"]);
+    let high = tags_at(Cardinality::High);
+    let added: Vec<&String> = high.iter().filter(|t| !orchestrator.contains(t)).collect();
+    assert_eq!(added, ["container_id:web-id", "container_name:web", "display_container_name:web_web-7c5ddbdf54-x2x4z", "request:r1"]);
 }
 
 #[test]
@@ -695,7 +752,14 @@ fn static_configs_resolve_node_variables_only() {
         file("mysql", &[], json!([{}])),
     ];
     let allow = vec!["PATH".to_string()];
-    let ctx = DiscoveryContext { node_name: "node-1", env_allowlist: &allow, known_checks: &known, file_templates: &files, limits: Default::default() };
+    let ctx = DiscoveryContext {
+        node_name: "node-1",
+        env_allowlist: &allow,
+        known_checks: &known,
+        file_templates: &files,
+        limits: Default::default(),
+        tagging: &TagSettings::default(),
+    };
     let got = static_configs(&files, &ctx);
     assert_eq!(got.resolved.len(), 1);
     let r = &got.resolved[0];
@@ -957,7 +1021,14 @@ fn hostname_is_what_the_container_sees() {
     assert_eq!(hostname(&p), "a".repeat(61), "63 characters, without the trailing `-`");
     p.spec.host_network = Some(true);
     assert_eq!(hostname(&p), "node-1");
-    let ctx = DiscoveryContext { node_name: "", env_allowlist: &[], known_checks: &known, file_templates: &[], limits: Default::default() };
+    let ctx = DiscoveryContext {
+        node_name: "",
+        env_allowlist: &[],
+        known_checks: &known,
+        file_templates: &[],
+        limits: Default::default(),
+        tagging: &TagSettings::default(),
+    };
     let got = discover_pod(&p, &ctx);
     assert!(got.unresolved[0].reason.contains("%%hostname%%: the node name is unknown"), "{got:?}");
 }

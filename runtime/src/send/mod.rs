@@ -55,6 +55,8 @@ pub trait Sink: Send + Sync + 'static {
 enum Delivery {
     Batch(Batch),
     Forget(String),
+    /// Flush the sink now and say when done.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The runs' end of the delivery queue. Cloned freely; the delivery task stops when the last
@@ -96,13 +98,11 @@ impl Outbox {
             Err(refused) => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 // Once, then every 1000th: a stuck sink must not also flood the log.
-                if dropped == 1 || dropped % 1000 == 0 {
-                    let instance = match refused.into_inner() {
-                        Delivery::Batch(batch) => batch.config.id.clone(),
-                        Delivery::Forget(id) => id,
-                    };
+                if (dropped == 1 || dropped % 1000 == 0)
+                    && let Delivery::Batch(batch) = refused.into_inner()
+                {
                     tracing::warn!(
-                        instance = %instance,
+                        instance = %batch.config.id,
                         dropped,
                         "the delivery queue ({} batches) is full: results dropped",
                         self.capacity
@@ -118,6 +118,15 @@ impl Outbox {
     pub fn forget(&self, instance_id: &str) {
         if self.tx.try_send(Delivery::Forget(instance_id.to_string())).is_err() {
             self.late_forgets.lock().push(instance_id.to_string());
+        }
+    }
+
+    /// Waits until what was queued before this call is delivered and the sink flushed it: at
+    /// shutdown, before the sinks' forwarders persist what they still hold.
+    pub async fn flush(&self) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.tx.send(Delivery::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
         }
     }
 
@@ -163,6 +172,10 @@ async fn deliver(
                 };
             }
             Some(Delivery::Forget(id)) => sink.forget(&id),
+            Some(Delivery::Flush(done)) => {
+                flush_guarded(&*sink).await;
+                let _ = done.send(());
+            }
             None => {
                 flush_guarded(&*sink).await;
                 return;

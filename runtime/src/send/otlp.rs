@@ -446,7 +446,7 @@ mod tests {
         let first = Flushed { series: vec![series("c", MetricKind::Count, 2.0, &[])], ..Flushed::default() };
         gatherer.gather(&batch("nginx:1", pod_source(), first, at(1_010)));
         let refused =
-            ServiceCheck { name: "nginx.can_connect".into(), status: Status::Critical, tags: Vec::new(), hostname: None, message: None };
+            ServiceCheck { name: "nginx.can_connect".into(), status: Status::Critical, tags: Vec::new(), hostname: None, message: None, timestamp: None };
         let second = Flushed {
             series: vec![
                 series("nginx.net.connections", MetricKind::Gauge, 3.0, &[]),

@@ -470,7 +470,7 @@ mod tests {
     }
 
     fn service_check(name: &str, status: Status, tags: &[&str]) -> ServiceCheck {
-        ServiceCheck { name: name.into(), status, tags: tags.iter().map(|t| t.to_string()).collect(), hostname: None, message: None }
+        ServiceCheck { name: name.into(), status, tags: tags.iter().map(|t| t.to_string()).collect(), hostname: None, message: None, timestamp: None }
     }
 
     fn batch(instance: &str, series: Vec<Series>, service_checks: Vec<ServiceCheck>) -> Batch {

@@ -19,6 +19,40 @@ pub struct Status {
     /// The Datadog forwarder, when an API key is set.
     #[serde(default)]
     pub forwarder: Option<ForwarderStatus>,
+    /// The DogStatsD server, when it listens.
+    #[serde(default)]
+    pub dogstatsd: Option<DogstatsdStatus>,
+}
+
+/// What DogStatsD received (see `dogstatsd`), in the words of the Datadog agent's `DogStatsD`
+/// section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DogstatsdStatus {
+    /// Where it listens (`udp://127.0.0.1:8125`, `unix:///var/run/datadog/dsd.socket`), and the
+    /// error of each that could not listen.
+    pub listeners: Vec<String>,
+    pub errors: Vec<String>,
+    pub udp_packets: u64,
+    pub udp_bytes: u64,
+    pub uds_packets: u64,
+    pub uds_bytes: u64,
+    /// Packets larger than the receive buffer: their last message was cut and dropped.
+    pub truncated_packets: u64,
+    pub metric_samples: u64,
+    pub events: u64,
+    pub service_checks: u64,
+    /// Malformed messages by reason (`bad_value`, `unknown_type`, ...).
+    pub parse_errors: std::collections::BTreeMap<String, u64>,
+    /// Samples, events and service checks not taken, by reason (`context_limit`, ...).
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Messages tagged with their sender's pod: from the socket's credentials, from the `c:`
+    /// field or the `dd.internal.entity_id` tag.
+    pub origin_from_credentials: u64,
+    pub origin_from_fields: u64,
+    /// Containers and pods of the node whose tags origin detection can give.
+    pub known_origins: usize,
+    /// Contexts waiting for the next flush.
+    pub contexts: usize,
 }
 
 /// Payloads to the Datadog intake (see `send::datadog`), in the shape of the Datadog agent's

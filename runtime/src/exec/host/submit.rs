@@ -54,6 +54,7 @@ impl Host for StoreState {
             tags: check.tags,
             hostname: check.hostname,
             message: check.message,
+            timestamp: None,
         });
         Ok(())
     }
@@ -69,6 +70,8 @@ impl Host for StoreState {
                 wit::AlertType::Warning => "warning",
                 wit::AlertType::Error => "error",
             },
+            priority: None,
+            hostname: None,
             tags: event.tags,
             aggregation_key: event.aggregation_key,
             source_type_name: event.source_type_name,

@@ -144,7 +144,7 @@ pub fn check_run_payloads(checks: &[(ServiceCheck, i64, String)]) -> Vec<Payload
             json!({
                 "check": check.name,
                 "host_name": check.hostname.as_deref().unwrap_or(host),
-                "timestamp": timestamp,
+                "timestamp": check.timestamp.map_or(*timestamp, |t| t as i64),
                 "status": check.status as u8,
                 "message": check.message.as_deref().unwrap_or(""),
                 "tags": check.tags,
@@ -166,10 +166,13 @@ pub fn intake_payloads(events: &[(Event, i64, String)], host: &str) -> Vec<Paylo
                 "msg_title": event.title,
                 "msg_text": event.text,
                 "timestamp": event.timestamp.map_or(*timestamp, |t| t as i64),
-                "host": event_host,
+                "host": event.hostname.as_deref().unwrap_or(event_host),
                 "tags": event.tags,
                 "alert_type": event.alert_type,
             });
+            if let Some(priority) = event.priority {
+                item["priority"] = json!(priority);
+            }
             if let Some(key) = &event.aggregation_key {
                 item["aggregation_key"] = json!(key);
             }
@@ -325,6 +328,7 @@ mod tests {
             tags: vec!["a:b".into()],
             hostname: None,
             message: Some("refused".into()),
+            timestamp: None,
         };
         let body = decode(&check_run_payloads(&[(check, 42, "node-1".into())])[0]);
         assert_eq!(body, json!([{"check": "nginx.can_connect", "host_name": "node-1", "timestamp": 42, "status": 2, "message": "refused", "tags": ["a:b"]}]));
@@ -332,6 +336,8 @@ mod tests {
             title: "t".into(),
             text: "x".into(),
             alert_type: "info",
+            priority: None,
+            hostname: None,
             tags: Vec::new(),
             aggregation_key: None,
             source_type_name: Some("nginx".into()),
