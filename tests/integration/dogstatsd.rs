@@ -323,3 +323,31 @@ async fn a_senders_pod_tags_come_from_its_cgroup_or_from_what_it_says_on_udp() {
     drop((v1, v2));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_packets_are_counted_and_the_server_keeps_running() {
+    let port = free_udp_port();
+    let args = ["--listener", "none", "--dogstatsd-addr", &format!("127.0.0.1:{port}"), "--dogstatsd-buffer-size", "1024"];
+    let agent = RunningAgent::start(&args);
+    agent.wait_for("DogStatsD listening", |i| i["dogstatsd"]["listeners"].as_array().is_some_and(|l| l.len() == 1)).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |packet: &[u8]| {
+        socket.send_to(packet, ("127.0.0.1", port)).unwrap();
+    };
+    send(b"no.type:1\nx:1|q\n:1|c\nnan:NaN|g\n\xff\xfe|c\n_e{9,1}:short|x\n_sc|name|7\nrate:1|c|@2");
+    // 1,200 bytes of 3-byte messages: the 1,024-byte buffer cuts the last one it holds.
+    send(&b"a:1|c\n".repeat(200));
+    send(b"still.up:1|g");
+    let info = agent
+        .wait_for("the counts", |i| i["dogstatsd"]["truncated_packets"] == 1 && i["dogstatsd"]["metric_samples"].as_u64() >= Some(171))
+        .await;
+    let errors = &info["dogstatsd"]["parse_errors"];
+    for reason in ["no_type", "unknown_type", "empty_name", "bad_value", "not_utf8", "bad_event", "bad_service_check", "bad_sample_rate"] {
+        assert_eq!(errors[reason], 1, "{reason}: {info:#}");
+    }
+    // 170 whole messages fit in 1,024 bytes; the 171st was cut and is not taken.
+    assert_eq!(info["dogstatsd"]["metric_samples"], 171, "170 of the cut packet and still.up: {info:#}");
+    let text = agent.info_text().await;
+    assert!(text.contains("Parse Errors: 8") && text.contains("Truncated Packets: 1"), "{text}");
+    assert!(agent.log().contains("DogStatsD: malformed message"), "one is logged: {}", agent.log());
+}

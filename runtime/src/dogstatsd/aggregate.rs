@@ -22,7 +22,7 @@
 //! members (further new members are dropped and counted), and [`MAX_EVENTS`] events and as many
 //! service checks wait at most.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -91,7 +91,7 @@ enum Held {
 type Bucket = HashMap<u64, (Arc<ContextInfo>, Held), BuildNoHash>;
 
 /// Where a sample goes: a live bucket (by arrival) or a timestamped second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 enum Slot {
     Live(i64),
     Stamped(i64),
@@ -100,7 +100,10 @@ enum Slot {
 pub struct Aggregator {
     max_contexts: usize,
     contexts: usize,
-    slots: BTreeMap<Slot, Bucket>,
+    /// Live buckets by start: one or two, searched from the newest.
+    live: Vec<(i64, Bucket)>,
+    /// Timestamped samples by their second.
+    stamped: HashMap<i64, Bucket>,
     /// Contexts seen in the open buckets, so that a context's name and tags are built once.
     known: HashMap<u64, Arc<ContextInfo>, BuildNoHash>,
     events: Vec<Event>,
@@ -114,7 +117,8 @@ impl Aggregator {
         Aggregator {
             max_contexts,
             contexts: 0,
-            slots: BTreeMap::new(),
+            live: Vec::new(),
+            stamped: HashMap::new(),
             known: HashMap::default(),
             events: Vec::new(),
             service_checks: Vec::new(),
@@ -153,7 +157,19 @@ impl Aggregator {
             hasher.finish()
         };
 
-        let bucket = self.slots.entry(slot).or_default();
+        let bucket = match slot {
+            Slot::Stamped(second) => self.stamped.entry(second).or_default(),
+            Slot::Live(start) => {
+                let at = match self.live.iter().rposition(|(s, _)| *s == start) {
+                    Some(at) => at,
+                    None => {
+                        self.live.push((start, Bucket::default()));
+                        self.live.len() - 1
+                    }
+                };
+                &mut self.live[at].1
+            }
+        };
         let entry = match bucket.get_mut(&key) {
             Some((_, held)) => held,
             None => {
@@ -227,13 +243,14 @@ impl Aggregator {
     /// open bucket too (at shutdown).
     pub fn flush(&mut self, now: i64, everything: bool) -> Vec<(SystemTime, Flushed)> {
         let open = now - now.rem_euclid(BUCKET_SECONDS);
-        let due: Vec<Slot> =
-            self.slots.keys().copied().filter(|slot| everything || !matches!(slot, Slot::Live(start) if *start >= open)).collect();
+        let (mut due, still_open): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.live).into_iter().partition(|(start, _)| everything || *start < open);
+        self.live = still_open;
+        due.extend(self.stamped.drain());
+        due.sort_unstable_by_key(|(second, _)| *second);
         let mut out = Vec::with_capacity(due.len() + 1);
-        for slot in due {
-            let bucket = self.slots.remove(&slot).expect("listed above");
+        for (seconds, bucket) in due {
             self.contexts -= bucket.len();
-            let (Slot::Live(seconds) | Slot::Stamped(seconds)) = slot;
             let series = bucket.into_values().flat_map(|(info, held)| series_of(&info, held)).collect();
             out.push((epoch(seconds), Flushed { series, ..Flushed::default() }));
         }

@@ -10,7 +10,14 @@ use std::borrow::Cow;
 
 /// The messages of a packet: its lines without a final `\r`, empty ones skipped.
 pub fn messages(packet: &[u8]) -> impl Iterator<Item = &[u8]> {
-    packet.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).filter(|line| !line.is_empty())
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', packet).chain(std::iter::once(packet.len()));
+    ends.map(move |end| {
+        let line = &packet[start..end];
+        start = end + 1;
+        line.strip_suffix(b"\r").unwrap_or(line)
+    })
+    .filter(|line| !line.is_empty())
 }
 
 /// One message: `_e{` starts an event, `_sc` a service check, anything else is read as a metric.

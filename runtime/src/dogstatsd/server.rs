@@ -20,7 +20,7 @@ use crate::text::{excerpt, printable};
 
 use super::aggregate::Origin;
 use super::origin::PidResolver;
-use super::parse::{self, Message};
+use super::parse::{self, Message, Tags};
 use super::{Shared, unix_seconds};
 
 /// The kernel's queue of packets not yet received, per socket: clients send without waiting
@@ -166,14 +166,16 @@ impl<'a> Receiver<'a> {
             };
             Some(origin)
         });
-        let mut messages: Vec<&[u8]> = parse::messages(packet).collect();
         if truncated {
-            // The last message was cut where the buffer ended.
             stats.truncated.fetch_add(1, Ordering::Relaxed);
-            messages.pop();
         }
+        let mut messages = parse::messages(packet).peekable();
+        let mut samples = 0;
         let mut aggregator = self.shared.aggregator.lock();
-        for raw in messages {
+        while let Some(raw) = messages.next() {
+            if truncated && messages.peek().is_none() {
+                break; // the last message was cut where the buffer ended
+            }
             let message = match parse::parse(raw) {
                 Ok(message) => message,
                 Err(error) => {
@@ -185,23 +187,21 @@ impl<'a> Receiver<'a> {
             };
             match message {
                 Message::Metric(metric) => {
-                    let entity = metric.tags.iter().find_map(|tag| tag.strip_prefix("dd.internal.entity_id:"));
                     let found = match &vouched {
                         Some(origin) => Found::Credentials(origin.clone()),
-                        None => self.from_fields(metric.container_id, entity),
+                        None => self.from_fields(metric.container_id, entity_id(&metric.tags)),
                     };
                     let origin = self.count_origin(found);
                     let (taken, refused) = aggregator.add(&metric, &origin, seconds);
-                    stats.samples.fetch_add(taken, Ordering::Relaxed);
+                    samples += taken;
                     if let Some(refused) = refused {
                         stats.refused(refused);
                     }
                 }
                 Message::Event(event) => {
-                    let entity = event.tags.iter().find_map(|tag| tag.strip_prefix("dd.internal.entity_id:"));
                     let found = match &vouched {
                         Some(origin) => Found::Credentials(origin.clone()),
-                        None => self.from_fields(event.container_id, entity),
+                        None => self.from_fields(event.container_id, entity_id(&event.tags)),
                     };
                     let origin = self.count_origin(found);
                     let event = Event {
@@ -224,10 +224,9 @@ impl<'a> Receiver<'a> {
                     };
                 }
                 Message::ServiceCheck(check) => {
-                    let entity = check.tags.iter().find_map(|tag| tag.strip_prefix("dd.internal.entity_id:"));
                     let found = match &vouched {
                         Some(origin) => Found::Credentials(origin.clone()),
-                        None => self.from_fields(check.container_id, entity),
+                        None => self.from_fields(check.container_id, entity_id(&check.tags)),
                     };
                     let origin = self.count_origin(found);
                     let status = match check.status {
@@ -254,6 +253,8 @@ impl<'a> Receiver<'a> {
                 }
             }
         }
+        drop(aggregator);
+        stats.samples.fetch_add(samples, Ordering::Relaxed);
     }
 
     /// The pod a client names itself: `dd.internal.entity_id:<pod uid>`, else `c:<container ID>`.
@@ -324,6 +325,16 @@ impl<'a> Receiver<'a> {
             COMPLAINT_EVERY_MS / 1000
         );
     }
+}
+
+/// The pod UID of a `dd.internal.entity_id:` tag; most messages have none, and are not split
+/// into tags for it.
+fn entity_id<'t>(tags: &Tags<'t>) -> Option<&'t str> {
+    const KEY: &str = "dd.internal.entity_id:";
+    if !tags.raw().contains(KEY) {
+        return None;
+    }
+    tags.iter().find_map(|tag| tag.strip_prefix(KEY))
 }
 
 /// The message's tags (less the `dd.internal.*` ones) and the sender's pod tags, without repeats.
