@@ -12,6 +12,7 @@
 mod agent_load;
 mod delivery;
 mod discovery;
+mod dogstatsd;
 mod kubernetes;
 mod network;
 
@@ -70,6 +71,8 @@ enum Section {
     AgentLoad,
     /// Delivery to the Datadog intake: bytes per point, CPU per flush, memory while waiting.
     Delivery,
+    /// DogStatsD samples per second: parser, server over loopback UDP, Etsy statsd.
+    Dogstatsd,
 }
 
 /// The agent settings given on the command line, and nothing of this machine's environment or
@@ -139,6 +142,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Delivery) {
         delivery::section(&mut table).await?;
+    }
+    if wanted(Section::Dogstatsd) {
+        dogstatsd::section(&mut table)?;
     }
     if wanted(Section::AgentLoad) {
         agent_load::section(&setup, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
