@@ -6,11 +6,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use serde_json::json;
-
 use crate::aggregate::Aggregator;
 use crate::exec::{MetricKind, Sample, Submissions};
-use crate::resolve::{ResolvedConfig, Source};
+use crate::resolve::ResolvedConfig;
 use crate::send::Batch;
 use crate::status::Status;
 
@@ -24,18 +22,8 @@ pub struct Telemetry {
 
 impl Telemetry {
     pub fn new() -> Telemetry {
-        let config = ResolvedConfig {
-            id: INSTANCE_ID.into(),
-            check: "adrt".into(),
-            provider: "the agent".into(),
-            source: Source::default(),
-            init_config: json!({}),
-            instance: json!({}),
-            tags: Vec::new(),
-            tolerate_unready: true,
-            min_collection_interval: None,
-        };
-        Telemetry { aggregator: Aggregator::new(), config: Arc::new(config) }
+        let config = Arc::new(ResolvedConfig::agent_source(INSTANCE_ID, "adrt", "the agent"));
+        Telemetry { aggregator: Aggregator::new(), config }
     }
 
     /// The batch of `status` now.

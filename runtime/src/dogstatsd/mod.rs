@@ -24,10 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
-use serde_json::json;
 
 use crate::config::DogstatsdConfig;
-use crate::resolve::{ResolvedConfig, Source};
+use crate::resolve::ResolvedConfig;
 use crate::send::{Batch, Outbox};
 use crate::status::DogstatsdStatus;
 use crate::tagger::OriginIndex;
@@ -108,18 +107,8 @@ impl DogStatsd {
         for error in &errors {
             tracing::error!("DogStatsD cannot listen: {error}");
         }
-        let config = ResolvedConfig {
-            id: INSTANCE_ID.into(),
-            check: "dogstatsd".into(),
-            provider: "DogStatsD".into(),
-            source: Source::default(),
-            init_config: json!({}),
-            instance: json!({}),
-            tags: Vec::new(),
-            tolerate_unready: true,
-            min_collection_interval: None,
-        };
-        DogStatsd { shared, listeners, errors, config: Arc::new(config) }
+        let config = Arc::new(ResolvedConfig::agent_source(INSTANCE_ID, "dogstatsd", "DogStatsD"));
+        DogStatsd { shared, listeners, errors, config }
     }
 
     /// The pods' tags by container ID and pod UID, after each discovery snapshot.

@@ -187,11 +187,7 @@ impl<'a> Receiver<'a> {
             };
             match message {
                 Message::Metric(metric) => {
-                    let found = match &vouched {
-                        Some(origin) => Found::Credentials(origin.clone()),
-                        None => self.from_fields(metric.container_id, entity_id(&metric.tags)),
-                    };
-                    let origin = self.count_origin(found);
+                    let origin = self.origin(&vouched, metric.container_id, &metric.tags);
                     let (taken, refused) = aggregator.add(&metric, &origin, seconds);
                     samples += taken;
                     if let Some(refused) = refused {
@@ -199,11 +195,7 @@ impl<'a> Receiver<'a> {
                     }
                 }
                 Message::Event(event) => {
-                    let found = match &vouched {
-                        Some(origin) => Found::Credentials(origin.clone()),
-                        None => self.from_fields(event.container_id, entity_id(&event.tags)),
-                    };
-                    let origin = self.count_origin(found);
+                    let origin = self.origin(&vouched, event.container_id, &event.tags);
                     let event = Event {
                         title: event.title.into_owned(),
                         text: event.text.into_owned(),
@@ -224,11 +216,7 @@ impl<'a> Receiver<'a> {
                     };
                 }
                 Message::ServiceCheck(check) => {
-                    let found = match &vouched {
-                        Some(origin) => Found::Credentials(origin.clone()),
-                        None => self.from_fields(check.container_id, entity_id(&check.tags)),
-                    };
-                    let origin = self.count_origin(found);
+                    let origin = self.origin(&vouched, check.container_id, &check.tags);
                     let status = match check.status {
                         0 => Status::Ok,
                         1 => Status::Warning,
@@ -255,6 +243,16 @@ impl<'a> Receiver<'a> {
         }
         drop(aggregator);
         stats.samples.fetch_add(samples, Ordering::Relaxed);
+    }
+
+    /// The sender's pod tags: what its credentials named (`vouched`), else what the message
+    /// says of itself; counted by where they came from.
+    fn origin(&mut self, vouched: &Option<Origin>, container_id: Option<&str>, tags: &Tags<'_>) -> Origin {
+        let found = match vouched {
+            Some(origin) => Found::Credentials(origin.clone()),
+            None => self.from_fields(container_id, entity_id(tags)),
+        };
+        self.count_origin(found)
     }
 
     /// The pod a client names itself: `dd.internal.entity_id:<pod uid>`, else `c:<container ID>`.

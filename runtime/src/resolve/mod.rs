@@ -77,6 +77,22 @@ pub struct ResolvedConfig {
 }
 
 impl ResolvedConfig {
+    /// What the agent itself sends as if it were a check instance (its own metrics, DogStatsD):
+    /// no pod, no config, never paused.
+    pub fn agent_source(id: &str, check: &str, provider: &str) -> ResolvedConfig {
+        ResolvedConfig {
+            id: id.into(),
+            check: check.into(),
+            provider: provider.into(),
+            source: Source::default(),
+            init_config: Value::Object(Map::new()),
+            instance: Value::Object(Map::new()),
+            tags: Vec::new(),
+            tolerate_unready: true,
+            min_collection_interval: None,
+        }
+    }
+
     /// The instance's own `tags` plus the container's, which the host adds to everything the
     /// instance submits.
     pub fn instance_tags(&self) -> Vec<String> {
