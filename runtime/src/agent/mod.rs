@@ -190,7 +190,7 @@ impl Agent {
         scheduler.abort();
         // What applications sent since the last flush, and every batch queued, reach the sinks.
         if let Some(dogstatsd) = &self.dogstatsd {
-            dogstatsd.flush(&self.outbox, true);
+            dogstatsd.flush(&self.outbox, true).await;
         }
         self.outbox.flush().await;
         tracing::info!("stopped");

@@ -118,11 +118,11 @@ impl DogStatsd {
 
     /// Every flush interval: the closed buckets (all of them when `everything`, at shutdown)
     /// and what else waits, to the outbox.
-    pub fn flush(&self, outbox: &Outbox, everything: bool) {
+    pub async fn flush(&self, outbox: &Outbox, everything: bool) {
         let now = unix_seconds(SystemTime::now());
         let flushed = self.shared.aggregator.lock().flush(now, everything);
         for (at, flushed) in flushed {
-            outbox.offer(Batch { config: self.config.clone(), flushed, at });
+            outbox.send(Batch { config: self.config.clone(), flushed, at }).await;
         }
     }
 
@@ -132,7 +132,7 @@ impl DogStatsd {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            self.flush(&outbox, false);
+            self.flush(&outbox, false).await;
         }
     }
 

@@ -121,6 +121,13 @@ impl Outbox {
         }
     }
 
+    /// Queues `batch`, waiting for room: for a source that can wait (DogStatsD's flush, whose
+    /// seconds of timestamped samples may each be a batch), not for check runs.
+    pub async fn send(&self, batch: Batch) {
+        // Fails only once the delivery task is gone, at the very end: nothing is left to take it.
+        let _ = self.tx.send(Delivery::Batch(batch)).await;
+    }
+
     /// Waits until what was queued before this call is delivered and the sink flushed it: at
     /// shutdown, before the sinks' forwarders persist what they still hold.
     pub async fn flush(&self) {
