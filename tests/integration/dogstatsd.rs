@@ -207,10 +207,10 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        // Innermost first; the parents the test made too, as long as they are empty.
-        let mut dir = self.0.clone();
-        while dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("adrt-test")) || std::fs::remove_dir(&dir).is_ok() {
-            if !dir.pop() || dir.ends_with("pids") || dir.ends_with("unified") {
+        // Innermost first, up to the test's own top directory (`adrt-test-*`).
+        for dir in self.0.ancestors() {
+            let _ = std::fs::remove_dir(dir);
+            if dir.file_name().is_some_and(|name| name.to_string_lossy().starts_with("adrt-test")) {
                 break;
             }
         }
