@@ -23,7 +23,7 @@
 //! service checks wait at most.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +36,8 @@ use super::parse::{Kind, Metric, Value};
 pub const BUCKET_SECONDS: i64 = 10;
 /// Samples a histogram (members a set) keeps per context and bucket.
 pub const MAX_HELD_VALUES: usize = 100_000;
+/// Messages remembered by how they were sent ([`Aggregator::add`]'s shortcut), at most.
+const MAX_RECENT: usize = 65_536;
 /// Events (and service checks) waiting for a flush, at most.
 pub const MAX_EVENTS: usize = 10_000;
 
@@ -44,12 +46,15 @@ pub const MAX_EVENTS: usize = 10_000;
 pub struct Origin {
     tags: Arc<[String]>,
     hashes: Arc<[u64]>,
+    /// The hash of all of them: two origins with the same tags are one.
+    id: u64,
 }
 
 impl Origin {
     pub fn new(tags: Arc<[String]>) -> Origin {
-        let hashes = tags.iter().map(|tag| hash_of(tag.as_str())).collect();
-        Origin { tags, hashes }
+        let hashes: Arc<[u64]> = tags.iter().map(|tag| hash_of(tag.as_str())).collect();
+        let id = HASHER.hash_one(&*hashes);
+        Origin { tags, hashes, id }
     }
 
     pub fn tags(&self) -> &Arc<[String]> {
@@ -110,6 +115,8 @@ pub struct Aggregator {
     service_checks: Vec<ServiceCheck>,
     /// Reused for each sample's tag hashes.
     scratch: Vec<u64>,
+    /// Context keys by the hash of a message's name, type and tags as sent, and its origin.
+    recent: HashMap<u64, u64, BuildNoHash>,
 }
 
 impl Aggregator {
@@ -123,6 +130,7 @@ impl Aggregator {
             events: Vec::new(),
             service_checks: Vec::new(),
             scratch: Vec::new(),
+            recent: HashMap::default(),
         }
     }
 
@@ -139,22 +147,19 @@ impl Aggregator {
             Some(seconds) => Slot::Stamped(seconds),
             None => Slot::Live(now - now.rem_euclid(BUCKET_SECONDS)),
         };
-        let mut host = None;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&origin.hashes);
-        for tag in metric.tags.iter() {
-            if let Some(name) = tag.strip_prefix("host:") {
-                host = Some(name);
-            } else if !tag.starts_with("dd.internal.") {
-                self.scratch.push(hash_of(tag));
+        // Clients repeat their messages byte for byte: the tags as sent, hashed whole, find the
+        // context without splitting, hashing and sorting each tag again.
+        let as_sent = HASHER.hash_one((metric.name, metric.kind as u8, metric.tags.raw(), origin.id));
+        let key = match self.recent.get(&as_sent) {
+            Some(key) => *key,
+            None => {
+                let key = self.context_key(metric, origin);
+                if self.recent.len() >= MAX_RECENT {
+                    self.recent.clear();
+                }
+                self.recent.insert(as_sent, key);
+                key
             }
-        }
-        self.scratch.sort_unstable();
-        self.scratch.dedup();
-        let key = {
-            let mut hasher = HASHER.build_hasher();
-            (metric.name, metric.kind as u8, host, self.scratch.as_slice()).hash(&mut hasher);
-            hasher.finish()
         };
 
         let bucket = match slot {
@@ -176,11 +181,7 @@ impl Aggregator {
                 if self.contexts >= self.max_contexts {
                     return (0, Some(Refused::ContextLimit));
                 }
-                let info = self
-                    .known
-                    .entry(key)
-                    .or_insert_with(|| Arc::new(context_info(metric, host, &origin.tags)))
-                    .clone();
+                let info = self.known.entry(key).or_insert_with(|| Arc::new(context_info(metric, &origin.tags))).clone();
                 self.contexts += 1;
                 let held = match metric.kind {
                     Kind::Gauge => Held::Gauge(0.0),
@@ -220,6 +221,24 @@ impl Aggregator {
             taken += 1;
         }
         (taken, refused)
+    }
+
+    /// What makes the context, in any order of tags: name, type, host and the distinct tags
+    /// with the sender's.
+    fn context_key(&mut self, metric: &Metric<'_>, origin: &Origin) -> u64 {
+        let mut host = None;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&origin.hashes);
+        for tag in metric.tags.iter() {
+            if let Some(name) = tag.strip_prefix("host:") {
+                host = Some(name);
+            } else if !tag.starts_with("dd.internal.") {
+                self.scratch.push(hash_of(tag));
+            }
+        }
+        self.scratch.sort_unstable();
+        self.scratch.dedup();
+        HASHER.hash_one((metric.name, metric.kind as u8, host, self.scratch.as_slice()))
     }
 
     pub fn add_event(&mut self, event: Event) -> Result<(), Refused> {
@@ -268,7 +287,8 @@ impl Aggregator {
     }
 }
 
-fn context_info(metric: &Metric<'_>, host: Option<&str>, origin_tags: &[String]) -> ContextInfo {
+fn context_info(metric: &Metric<'_>, origin_tags: &[String]) -> ContextInfo {
+    let host = metric.tags.iter().filter_map(|tag| tag.strip_prefix("host:")).last();
     let mut tags: Vec<String> = metric
         .tags
         .iter()
