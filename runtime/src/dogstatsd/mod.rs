@@ -176,6 +176,16 @@ impl DogStatsd {
 }
 
 impl Stats {
+    /// Counts an event or service check in `taken`, or why it was refused.
+    fn counted(&self, added: Result<(), Refused>, taken: &AtomicU64) {
+        match added {
+            Ok(()) => {
+                taken.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(refused) => self.refused(refused),
+        }
+    }
+
     fn refused(&self, refused: Refused) {
         let counter = match refused {
             Refused::ContextLimit => &self.context_limit,

@@ -207,13 +207,7 @@ impl<'a> Receiver<'a> {
                         source_type_name: event.source_type_name.map(String::from),
                         timestamp: event.timestamp.and_then(|t| u64::try_from(t).ok()),
                     };
-                    match aggregator.add_event(event) {
-                        Ok(()) => stats.events.fetch_add(1, Ordering::Relaxed),
-                        Err(refused) => {
-                            stats.refused(refused);
-                            0
-                        }
-                    };
+                    stats.counted(aggregator.add_event(event), &stats.events);
                 }
                 Message::ServiceCheck(check) => {
                     let origin = self.origin(&vouched, check.container_id, &check.tags);
@@ -231,13 +225,7 @@ impl<'a> Receiver<'a> {
                         message: check.message.map(Into::into),
                         timestamp: check.timestamp.and_then(|t| u64::try_from(t).ok()),
                     };
-                    match aggregator.add_service_check(check) {
-                        Ok(()) => stats.service_checks.fetch_add(1, Ordering::Relaxed),
-                        Err(refused) => {
-                            stats.refused(refused);
-                            0
-                        }
-                    };
+                    stats.counted(aggregator.add_service_check(check), &stats.service_checks);
                 }
             }
         }
