@@ -19,7 +19,8 @@
 //! Memory is bounded: at most `max_contexts` contexts wait for a flush (samples of new ones are
 //! dropped and counted), a histogram keeps at most [`MAX_HELD_VALUES`] samples per context
 //! and bucket for its percentiles (its count, average and maximum stay exact), a set as many
-//! members (further new members are dropped and counted), and [`MAX_EVENTS`] events and as many
+//! members (further new members are dropped and counted), all of them together at most
+//! [`MAX_HELD_BYTES`], and [`MAX_EVENTS`] events and as many
 //! service checks wait at most.
 
 use std::collections::{HashMap, HashSet};
@@ -36,6 +37,9 @@ use super::parse::{Kind, Metric, Value};
 pub const BUCKET_SECONDS: i64 = 10;
 /// Samples a histogram (members a set) keeps per context and bucket.
 pub const MAX_HELD_VALUES: usize = 100_000;
+/// Bytes of histogram samples and set members held by all contexts together, at most: many
+/// contexts each near [`MAX_HELD_VALUES`] must not take the node's memory either.
+pub const MAX_HELD_BYTES: usize = 256 << 20;
 /// Messages remembered by how they were sent ([`Aggregator::add`]'s shortcut), at most.
 const MAX_RECENT: usize = 65_536;
 /// Events (and service checks) waiting for a flush, at most.
@@ -115,6 +119,8 @@ pub struct Aggregator {
     service_checks: Vec<ServiceCheck>,
     /// Reused for each sample's tag hashes.
     scratch: Vec<u64>,
+    /// Of histogram samples and set members, against [`MAX_HELD_BYTES`].
+    held_bytes: usize,
     /// Context keys by the hash of a message's name, type and tags as sent, and its origin.
     recent: HashMap<u64, u64, BuildNoHash>,
 }
@@ -130,6 +136,7 @@ impl Aggregator {
             events: Vec::new(),
             service_checks: Vec::new(),
             scratch: Vec::new(),
+            held_bytes: 0,
             recent: HashMap::default(),
         }
     }
@@ -201,18 +208,24 @@ impl Aggregator {
                 (Held::Gauge(last), Value::Number(v)) => *last = v,
                 (Held::Counter(sum), Value::Number(v)) => *sum += v * weight,
                 (Held::Histogram { samples, count, sum, max }, Value::Number(v)) => {
-                    if samples.len() < MAX_HELD_VALUES {
+                    if samples.len() < MAX_HELD_VALUES && self.held_bytes < MAX_HELD_BYTES {
                         samples.push(v);
+                        self.held_bytes += SAMPLE_BYTES;
                     }
                     *count += weight;
                     *sum += v * weight;
                     *max = max.max(v);
                 }
                 (Held::Set(members), Value::Member(member)) => {
-                    if members.len() >= MAX_HELD_VALUES && !members.contains(member) {
+                    if members.contains(member) {
+                        taken += 1;
+                        continue;
+                    }
+                    if members.len() >= MAX_HELD_VALUES || self.held_bytes >= MAX_HELD_BYTES {
                         refused = Some(Refused::SetLimit);
                         continue;
                     }
+                    self.held_bytes += member_bytes(member);
                     members.insert(member.into());
                 }
                 // The parser gives sets members and every other type numbers.
@@ -270,6 +283,7 @@ impl Aggregator {
         let mut out = Vec::with_capacity(due.len() + 1);
         for (seconds, bucket) in due {
             self.contexts -= bucket.len();
+            self.held_bytes -= bucket.values().map(|(_, held)| held.bytes()).sum::<usize>();
             let series = bucket.into_values().flat_map(|(info, held)| series_of(&info, held)).collect();
             out.push((epoch(seconds), Flushed { series, ..Flushed::default() }));
         }
@@ -299,6 +313,23 @@ fn context_info(metric: &Metric<'_>, origin_tags: &[String]) -> ContextInfo {
     tags.sort_unstable();
     tags.dedup();
     ContextInfo { name: metric.name.into(), host: host.map(Into::into), tags }
+}
+
+/// What one histogram sample and one set member count against [`MAX_HELD_BYTES`].
+const SAMPLE_BYTES: usize = std::mem::size_of::<f64>();
+
+fn member_bytes(member: &str) -> usize {
+    member.len() + std::mem::size_of::<Box<str>>() * 2
+}
+
+impl Held {
+    fn bytes(&self) -> usize {
+        match self {
+            Held::Histogram { samples, .. } => samples.len() * SAMPLE_BYTES,
+            Held::Set(members) => members.iter().map(|member| member_bytes(member)).sum(),
+            Held::Gauge(_) | Held::Counter(_) => 0,
+        }
+    }
 }
 
 fn series_of(info: &ContextInfo, held: Held) -> Vec<Series> {
@@ -499,6 +530,21 @@ mod tests {
         assert_eq!(add(&mut agg, "a:1:1|c", &Origin::default(), NOW), (2, None));
         assert_eq!(flushed(&mut agg, NOW, true).len(), 2);
         assert_eq!(add(&mut agg, "c:1|c", &Origin::default(), NOW), (1, None), "room again after the flush");
+    }
+
+    #[test]
+    fn set_members_are_bounded_and_their_bytes_given_back_at_the_flush() {
+        let mut agg = Aggregator::new(100);
+        for member in 0..MAX_HELD_VALUES {
+            assert_eq!(add(&mut agg, &format!("ids:{member}|s"), &Origin::default(), NOW), (1, None));
+        }
+        assert_eq!(add(&mut agg, "ids:0|s", &Origin::default(), NOW), (1, None), "a member already held is taken");
+        assert_eq!(add(&mut agg, "ids:new|s", &Origin::default(), NOW), (0, Some(Refused::SetLimit)));
+        add(&mut agg, "lat:1:2:3|h", &Origin::default(), NOW);
+        assert!(agg.held_bytes > MAX_HELD_VALUES * 2 * std::mem::size_of::<Box<str>>());
+        let out = flushed(&mut agg, NOW, true);
+        assert!(out.iter().any(|(_, name, value, _)| name == "ids" && *value == MAX_HELD_VALUES as f64));
+        assert_eq!(agg.held_bytes, 0);
     }
 
     #[test]
