@@ -81,6 +81,32 @@ pub enum Refused {
     EventLimit,
 }
 
+/// What a flush took from the aggregator.
+pub struct Due {
+    buckets: Vec<(i64, Bucket)>,
+    events: Vec<Event>,
+    service_checks: Vec<ServiceCheck>,
+    now: i64,
+}
+
+impl Due {
+    /// The series of each bucket with the time of its points, in time order, then the events
+    /// and service checks.
+    pub fn into_batches(mut self) -> Vec<(SystemTime, Flushed)> {
+        self.buckets.sort_unstable_by_key(|(second, _)| *second);
+        let mut out = Vec::with_capacity(self.buckets.len() + 1);
+        for (seconds, bucket) in self.buckets {
+            let series = bucket.into_values().flat_map(|(info, held)| series_of(&info, held)).collect();
+            out.push((epoch(seconds), Flushed { series, ..Flushed::default() }));
+        }
+        if !self.events.is_empty() || !self.service_checks.is_empty() {
+            let flushed = Flushed { events: self.events, service_checks: self.service_checks, ..Flushed::default() };
+            out.push((epoch(self.now), flushed));
+        }
+        out
+    }
+}
+
 /// What makes two samples the same series.
 #[derive(Debug)]
 struct ContextInfo {
@@ -270,34 +296,29 @@ impl Aggregator {
         Ok(())
     }
 
-    /// The buckets closed at `now` (seconds since the epoch), every timestamped second, and
-    /// the events and service checks, each with the time of its points; `everything` takes the
-    /// open bucket too (at shutdown).
-    pub fn flush(&mut self, now: i64, everything: bool) -> Vec<(SystemTime, Flushed)> {
+    /// Takes the buckets closed at `now` (seconds since the epoch), every timestamped second,
+    /// and the events and service checks; `everything` takes the open bucket too (at shutdown).
+    /// Quick, so that the receivers wait little for the lock: [`Due::into_batches`] builds the
+    /// series after it.
+    pub fn take_due(&mut self, now: i64, everything: bool) -> Due {
         let open = now - now.rem_euclid(BUCKET_SECONDS);
-        let (mut due, still_open): (Vec<_>, Vec<_>) =
+        let (mut buckets, still_open): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.live).into_iter().partition(|(start, _)| everything || *start < open);
         self.live = still_open;
-        due.extend(self.stamped.drain());
-        due.sort_unstable_by_key(|(second, _)| *second);
-        let mut out = Vec::with_capacity(due.len() + 1);
-        for (seconds, bucket) in due {
+        buckets.extend(self.stamped.drain());
+        for (_, bucket) in &buckets {
             self.contexts -= bucket.len();
             self.held_bytes -= bucket.values().map(|(_, held)| held.bytes()).sum::<usize>();
-            let series = bucket.into_values().flat_map(|(info, held)| series_of(&info, held)).collect();
-            out.push((epoch(seconds), Flushed { series, ..Flushed::default() }));
         }
-        // A context no open bucket holds is built again when it comes back.
+        // A context no open bucket holds is built again when it comes back (those just taken
+        // go at the next flush).
         self.known.retain(|_, info| Arc::strong_count(info) > 1);
-        if !self.events.is_empty() || !self.service_checks.is_empty() {
-            let flushed = Flushed {
-                events: std::mem::take(&mut self.events),
-                service_checks: std::mem::take(&mut self.service_checks),
-                ..Flushed::default()
-            };
-            out.push((epoch(now), flushed));
+        Due {
+            buckets,
+            events: std::mem::take(&mut self.events),
+            service_checks: std::mem::take(&mut self.service_checks),
+            now,
         }
-        out
     }
 }
 
@@ -412,7 +433,7 @@ mod tests {
     /// Every series flushed at `now`, as (bucket start, name, value, tags) sorted.
     fn flushed(aggregator: &mut Aggregator, now: i64, everything: bool) -> Vec<(u64, String, f64, Vec<String>)> {
         let mut out: Vec<_> = aggregator
-            .flush(now, everything)
+            .take_due(now, everything).into_batches()
             .into_iter()
             .flat_map(|(at, flushed)| {
                 let at = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
@@ -505,7 +526,7 @@ mod tests {
     fn host_tags_name_the_host_and_internal_tags_are_not_sent() {
         let mut agg = Aggregator::new(100);
         add(&mut agg, "up:1|g|#host:db-1,dd.internal.entity_id:abc,role:db", &Origin::default(), NOW);
-        let out = agg.flush(NOW, true);
+        let out = agg.take_due(NOW, true).into_batches();
         let series = &out[0].1.series[0];
         assert_eq!((series.hostname.as_deref(), series.tags.as_slice()), (Some("db-1"), ["role:db".to_string()].as_slice()));
     }
@@ -562,7 +583,7 @@ mod tests {
             agg.add_service_check(check.clone()).unwrap();
         }
         assert_eq!(agg.add_service_check(check), Err(Refused::EventLimit));
-        let out = agg.flush(NOW, false);
+        let out = agg.take_due(NOW, false).into_batches();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.service_checks.len(), MAX_EVENTS);
     }

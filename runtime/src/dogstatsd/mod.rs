@@ -120,8 +120,8 @@ impl DogStatsd {
     /// and what else waits, to the outbox.
     pub async fn flush(&self, outbox: &Outbox, everything: bool) {
         let now = unix_seconds(SystemTime::now());
-        let flushed = self.shared.aggregator.lock().flush(now, everything);
-        for (at, flushed) in flushed {
+        let due = self.shared.aggregator.lock().take_due(now, everything);
+        for (at, flushed) in due.into_batches() {
             outbox.send(Batch { config: self.config.clone(), flushed, at }).await;
         }
     }
