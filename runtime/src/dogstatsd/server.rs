@@ -272,21 +272,11 @@ impl<'a> Receiver<'a> {
     }
 
     fn container_origin(&mut self, id: &str) -> Origin {
-        if let Some(origin) = self.by_container.get(id) {
-            return origin.clone();
-        }
-        let origin = self.index.by_container_id(id).map(|tags| Origin::new(tags.clone())).unwrap_or_default();
-        self.by_container.insert(id.to_string(), origin.clone());
-        origin
+        remembered(&mut self.by_container, id, || self.index.by_container_id(id))
     }
 
     fn pod_origin(&mut self, uid: &str) -> Origin {
-        if let Some(origin) = self.by_pod.get(uid) {
-            return origin.clone();
-        }
-        let origin = self.index.by_pod_uid(uid).map(|tags| Origin::new(tags.clone())).unwrap_or_default();
-        self.by_pod.insert(uid.to_string(), origin.clone());
-        origin
+        remembered(&mut self.by_pod, uid, || self.index.by_pod_uid(uid))
     }
 
     /// Logs a malformed message at most once per [`COMPLAINT_EVERY_MS`], with how many went
@@ -311,6 +301,21 @@ impl<'a> Receiver<'a> {
             COMPLAINT_EVERY_MS / 1000
         );
     }
+}
+
+/// The origin remembered under `key`, else the one of the tags `lookup` finds (their hashes
+/// computed once per index).
+fn remembered<'i>(
+    cache: &mut HashMap<String, Origin>,
+    key: &str,
+    lookup: impl FnOnce() -> Option<&'i Arc<[String]>>,
+) -> Origin {
+    if let Some(origin) = cache.get(key) {
+        return origin.clone();
+    }
+    let origin = lookup().map(|tags| Origin::new(tags.clone())).unwrap_or_default();
+    cache.insert(key.to_string(), origin.clone());
+    origin
 }
 
 /// The pod UID of a `dd.internal.entity_id:` tag; most messages have none, and are not split
