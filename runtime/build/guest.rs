@@ -62,15 +62,32 @@ fn guest_crates(dir: &Path, skip: &[&str]) -> Vec<Guest> {
     guests
 }
 
-/// The target dir of the outer build: the ancestor of OUT_DIR that cargo tagged.
+/// The target dir of the outer build: OUT_DIR is `<target>/<profile>/build/<package>-<hash>/out`
+/// (with `--target`, `<target>/<triple>/<profile>/…`; then the triple's folder serves).
+///
+/// Cargo tags a target dir with `CACHEDIR.TAG` only when cargo itself creates it; one made first
+/// by something else (`scripts/setup` keeps test peers under `target/`) stays untagged. The tag is
+/// written here when missing, because the agent binary finds its `checks.d` by it
+/// (`config::paths`).
 pub fn cargo_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    out_dir
+    let target = out_dir
         .ancestors()
-        .find(|p| p.join("CACHEDIR.TAG").is_file())
+        .nth(4)
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| fail(&format!("cannot find cargo's target dir above {}", out_dir.display())))
+        .unwrap_or_else(|| fail(&format!("cannot find cargo's target dir above {}", out_dir.display())));
+    let tag = target.join("CACHEDIR.TAG");
+    if !tag.is_file() {
+        write_if_changed(&tag, CACHEDIR_TAG.as_bytes());
+    }
+    target
 }
+
+/// What cargo writes into the target dirs it creates (<https://bford.info/cachedir/>).
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
+# This file is a cache directory tag created by cargo.
+# For information about cache directory tags see https://bford.info/cachedir/
+";
 
 enum Toolchain {
     /// rustup with the wasm32 target installed: the outer cargo and rustc.
