@@ -50,6 +50,7 @@ pub mod status;
 
 pub mod config;
 pub mod model;
+pub mod policy;
 pub mod tagger;
 pub mod pod;
 pub mod instance_id;
