@@ -33,10 +33,11 @@ pub fn build_components(root: &Path, dir: &Path, skip: &[&str], out_dir: &Path) 
     componentize_all(&guests, &guest_target_dir.join(WASM_TARGET).join("guest"), out_dir);
 }
 
-/// A guest crate: its package name and the name of the component it becomes.
+/// A guest crate: its package name, the name of the component it becomes, and its folder.
 struct Guest {
     package: String,
     name: String,
+    dir: PathBuf,
 }
 
 /// Every crate directly below `dir` (a folder with a Cargo.toml), except `skip`.
@@ -55,7 +56,7 @@ fn guest_crates(dir: &Path, skip: &[&str]) -> Vec<Guest> {
             let package = manifest
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_string()))?;
-            Some(Guest { package, name })
+            Some(Guest { package, name, dir: p.clone() })
         })
         .collect();
     guests.sort_by(|a, b| a.name.cmp(&b.name));
@@ -213,6 +214,14 @@ fn componentize_all(guests: &[Guest], built: &Path, out_dir: &Path) {
             .and_then(|encoder| encoder.validate(true).encode())
             .unwrap_or_else(|e| fail(&format!("turning {} into a component: {e:#}", guest.package)));
         write_if_changed(&out_dir.join(format!("{}.wasm", guest.name)), &component);
+        // The check's manifest (`manifest.toml` in its crate) goes beside it as `<name>.toml`.
+        let manifest = out_dir.join(format!("{}.toml", guest.name));
+        match fs::read(guest.dir.join("manifest.toml")) {
+            Ok(bytes) => write_if_changed(&manifest, &bytes),
+            Err(_) => {
+                let _ = fs::remove_file(&manifest);
+            }
+        }
     }
 }
 

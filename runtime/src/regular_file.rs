@@ -31,6 +31,19 @@ pub fn open(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
 /// The whole content of a regular file of at most `max_bytes`.
 pub fn read(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     let (file, meta) = open(path)?;
+    read_file(file, &meta, max_bytes)
+}
+
+/// The whole content of an opened file, if regular and of at most `max_bytes`.
+pub fn read_opened(file: File, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    read_file(file, &meta, max_bytes)
+}
+
+fn read_file(file: File, meta: &std::fs::Metadata, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::with_capacity(meta.len().min(max_bytes + 1) as usize);
     file.take(max_bytes + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {

@@ -157,18 +157,18 @@ fn every_run_flag_is_a_yaml_key() {
         .map(|flag| flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string())
         .filter(|flag| !flag.is_empty())
         .collect();
-    assert!(flags.len() > 30 && flags.contains("call-timeout") && flags.contains("memory-limit-mib"), "{flags:?}");
+    assert!(flags.len() > 30 && flags.contains("limits") && flags.contains("egress-deny"), "{flags:?}");
     for flag in flags.iter().filter(|f| !["help", "config", "log"].contains(&f.as_str())) {
         let key = flag.replace('-', "_");
         let parsed: Result<adrt::config::Layer, _> = serde_yaml::from_str(&format!("{key}: null"));
         assert!(parsed.is_ok(), "--{flag} has no YAML key `{key}`: {}", parsed.unwrap_err());
     }
-    let unknown: Result<adrt::config::Layer, _> = serde_yaml::from_str("call_timeoutt: 3");
+    let unknown: Result<adrt::config::Layer, _> = serde_yaml::from_str("limitz: {}");
     assert!(unknown.is_err(), "the schema refuses unknown keys, so the loop above tests something");
 
     // And the engine's settings work from the file, as the README says.
     let dir = scratch_dir("yaml-engine");
-    std::fs::write(dir.join("adrt.yaml"), "call_timeout: 0.05\nmemory_limit_mib: 16\nno_cache: true\n").unwrap();
+    std::fs::write(dir.join("adrt.yaml"), "limits: {time_seconds: 0.05, memory_mib: 16}\nno_cache: true\n").unwrap();
     let out = adrt()
         .args(["check", "hostile", "--json", "--instance", r#"{"mode": "loop"}"#, "--config"])
         .arg(dir.join("adrt.yaml"))

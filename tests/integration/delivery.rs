@@ -119,6 +119,7 @@ fn big_batch(points: usize) -> Batch {
         tags: Vec::new(),
         tolerate_unready: false,
         min_collection_interval: None,
+        reach: Default::default(),
     };
     Batch { config: Arc::new(config), flushed: Flushed { series, ..Flushed::default() }, at: SystemTime::now() }
 }

@@ -25,7 +25,7 @@ impl Neighbour {
     }
 
     async fn still_works(&mut self) {
-        let outcome = self.live.run("nginx:neighbour", &self.instance).await;
+        let outcome = self.live.run("nginx:neighbour", &self.instance, &adrt::policy::Reach::Operator).await;
         assert_eq!(outcome.error, None);
         assert_eq!(outcome.submissions.samples.len(), 7);
     }
@@ -38,10 +38,10 @@ async fn hostile_run(engine: &CheckEngine, neighbour: &mut Neighbour, instance: 
     let loaded = engine.load(&test_checks_dir(), "hostile").unwrap();
     let mut live = LiveInstance::start(engine, &loaded, "{}").await.unwrap();
     let started = Instant::now();
-    let outcome = live.run("hostile:1", &instance.to_string()).await;
+    let outcome = live.run("hostile:1", &instance.to_string(), &adrt::policy::Reach::Operator).await;
     let elapsed = started.elapsed();
     let usable = live.is_usable();
-    let again = live.run("hostile:1", r#"{"mode":"ok"}"#).await.error;
+    let again = live.run("hostile:1", r#"{"mode":"ok"}"#, &adrt::policy::Reach::Operator).await.error;
     if usable {
         assert_eq!(again, None, "a usable instance runs again");
     } else {
@@ -50,7 +50,7 @@ async fn hostile_run(engine: &CheckEngine, neighbour: &mut Neighbour, instance: 
     neighbour.still_works().await;
     // A fresh instance of the same check works again.
     let mut fresh = LiveInstance::start(engine, &loaded, "{}").await.unwrap();
-    assert_eq!(fresh.run("hostile:2", r#"{"mode":"ok"}"#).await.error, None);
+    assert_eq!(fresh.run("hostile:2", r#"{"mode":"ok"}"#, &adrt::policy::Reach::Operator).await.error, None);
     (outcome.error, elapsed, usable)
 }
 
@@ -126,9 +126,9 @@ async fn state_is_kept_per_instance_across_live_instances() {
     let runs = |outcome: adrt::exec::RunOutcome| outcome.submissions.samples[0].value;
     let counter = r#"{"mode":"counter"}"#;
     // One check instance served by two pooled live instances: the count continues.
-    assert_eq!(runs(a.run("hostile:x", counter).await), 1.0);
-    assert_eq!(runs(b.run("hostile:x", counter).await), 2.0);
-    assert_eq!(runs(a.run("hostile:x", counter).await), 3.0);
+    assert_eq!(runs(a.run("hostile:x", counter, &adrt::policy::Reach::Operator).await), 1.0);
+    assert_eq!(runs(b.run("hostile:x", counter, &adrt::policy::Reach::Operator).await), 2.0);
+    assert_eq!(runs(a.run("hostile:x", counter, &adrt::policy::Reach::Operator).await), 3.0);
     // Another check instance has its own state.
-    assert_eq!(runs(a.run("hostile:y", counter).await), 1.0);
+    assert_eq!(runs(a.run("hostile:y", counter, &adrt::policy::Reach::Operator).await), 1.0);
 }

@@ -17,7 +17,8 @@ use serde_json::json;
 use crate::util::{default_services, test_checks_dir};
 
 fn registry(slots: u32) -> Arc<CheckRegistry> {
-    let settings = EngineSettings { max_instances: slots, call_timeout: Duration::from_secs(5), ..EngineSettings::default() };
+    let limits = adrt::policy::Limits { time_seconds: 5.0, ..Default::default() };
+    let settings = EngineSettings { max_instances: slots, limits, ..EngineSettings::default() };
     let engine = CheckEngine::new(settings, default_services()).expect("engine");
     Arc::new(CheckRegistry::new(engine, test_checks_dir()))
 }
@@ -26,7 +27,7 @@ fn registry(slots: u32) -> Arc<CheckRegistry> {
 async fn run(registry: &CheckRegistry, tenant: &str, init: &str, instance: serde_json::Value) -> Result<(), String> {
     let pool = registry.pool(tenant, "hostile", init).map_err(|e| e.to_string())?;
     let mut live = registry.take(&pool).await.map_err(|e| e.to_string())?;
-    let outcome = live.run("hostile:1", &instance.to_string()).await;
+    let outcome = live.run("hostile:1", &instance.to_string(), &adrt::policy::Reach::Operator).await;
     registry.give_back(&pool, live);
     outcome.error.map_or(Ok(()), |e| Err(e.to_string()))
 }
@@ -107,6 +108,7 @@ fn hostile_ok(id: &str, namespace: &str) -> Desired {
         tags: Vec::new(),
         tolerate_unready: false,
         min_collection_interval: Some(0.1),
+        reach: Default::default(),
     };
     Desired { config, paused: false }
 }

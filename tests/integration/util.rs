@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use adrt::config::{Config, Layer};
 use adrt::exec::{CheckEngine, EngineSettings, HostServices};
+use adrt::policy::Limits;
 
 pub use adrt_testkit::local_nginx::LocalNginx;
 
@@ -37,7 +38,8 @@ pub fn default_services() -> Arc<HostServices> {
 
 /// An engine like the agent's, with a short call deadline.
 pub fn engine(call_timeout: Duration) -> Arc<CheckEngine> {
-    let settings = EngineSettings { call_timeout, max_instances: 16, ..EngineSettings::default() };
+    let limits = Limits { time_seconds: call_timeout.as_secs_f64(), ..Limits::default() };
+    let settings = EngineSettings { limits, max_instances: 16, ..EngineSettings::default() };
     CheckEngine::new(settings, default_services()).expect("engine")
 }
 

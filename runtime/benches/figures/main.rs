@@ -245,11 +245,11 @@ async fn per_run_overhead(setup: &Setup, n: u32, table: &mut Table) -> anyhow::R
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
     let instance = r#"{"mode":"noop"}"#;
     for _ in 0..100 {
-        live.run("hostile:bench", instance).await;
+        live.run("hostile:bench", instance, &adrt::policy::Reach::Operator).await;
     }
     let t = Instant::now();
     for _ in 0..n * 10 {
-        let outcome = live.run("hostile:bench", instance).await;
+        let outcome = live.run("hostile:bench", instance, &adrt::policy::Reach::Operator).await;
         anyhow::ensure!(outcome.error.is_none(), "noop run failed: {:?}", outcome.error);
     }
     table.figure("per-run overhead (live instance, no I/O)", t.elapsed() / (n * 10), Duration::from_micros(5));
@@ -265,7 +265,7 @@ async fn nginx_check(setup: &Setup, checks_dir: &std::path::Path, url: &str, n: 
     let mut runs = Vec::new();
     for i in 0..n + 20 {
         let t = Instant::now();
-        let outcome = live.run("nginx:bench", &instance).await;
+        let outcome = live.run("nginx:bench", &instance, &adrt::policy::Reach::Operator).await;
         anyhow::ensure!(outcome.error.is_none(), "nginx check failed: {:?}", outcome.error);
         if i >= 20 {
             runs.push(t.elapsed());

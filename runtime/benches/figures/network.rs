@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use adrt::exec::host::files;
-use adrt::exec::policy::{Import, Policy};
-use adrt::exec::{AgentSettings, CheckEngine, EngineSettings, HostServices, LiveInstance};
+use adrt::exec::policy::{Import, Observer};
+use adrt::exec::{CheckEngine, EngineSettings, HostServices, LiveInstance};
 
 use super::{Setup, Table, median};
 
@@ -32,24 +32,23 @@ struct Recorder {
     reads: Mutex<Vec<Read>>,
 }
 
-impl Policy for Recorder {
-    fn check(&self, _check: &str, import: Import<'_>) -> Result<(), String> {
+impl Observer for Recorder {
+    fn observe(&self, _check: &str, import: Import<'_>) {
         if self.recording.load(Ordering::Relaxed) {
             let read = match import {
                 Import::ReadFile { path } => Read::File(path.to_string()),
                 Import::ListDir { path } => Read::Dir(path.to_string()),
-                _ => return Ok(()),
+                _ => return,
             };
             self.reads.lock().unwrap().push(read);
         }
-        Ok(())
     }
 }
 
 pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
     let recorder = Arc::new(Recorder::default());
     let config = setup.config()?;
-    let services = HostServices::new(recorder.clone(), AgentSettings::from_config(&config), &[]);
+    let services = HostServices::from_config(&config).with_observer(recorder.clone());
     let engine = CheckEngine::new(EngineSettings::from_config(&config), Arc::new(services))?;
     let loaded = engine.load(checks_dir, "network")?;
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
@@ -65,7 +64,7 @@ pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table
     ] {
         recorder.reads.lock().unwrap().clear();
         recorder.recording.store(true, Ordering::Relaxed);
-        let outcome = live.run("network:bench", instance).await;
+        let outcome = live.run("network:bench", instance, &adrt::policy::Reach::Operator).await;
         recorder.recording.store(false, Ordering::Relaxed);
         anyhow::ensure!(outcome.error.is_none(), "{what} failed: {:?}", outcome.error);
         let reads = recorder.reads.lock().unwrap().clone();
@@ -74,7 +73,7 @@ pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table
         let (mut runs, mut bare) = (Vec::new(), Vec::new());
         for i in 0..n + 20 {
             let t = Instant::now();
-            let outcome = live.run("network:bench", instance).await;
+            let outcome = live.run("network:bench", instance, &adrt::policy::Reach::Operator).await;
             anyhow::ensure!(outcome.error.is_none(), "{what} failed: {:?}", outcome.error);
             let run = t.elapsed();
             let t = Instant::now();

@@ -250,12 +250,20 @@ impl Agent {
     fn replan(&self, discovery: &mut Discovery) {
         let checks = crate::exec::available_checks(self.registry.dir());
         let known = |name: &str| checks.iter().any(|c| c == name);
+        let policies: BTreeMap<&str, Result<_, String>> =
+            checks.iter().map(|name| (name.as_str(), self.registry.policy(name).map_err(|e| e.to_string()))).collect();
+        let may_request = |check: &str, namespace: &str| match policies.get(check) {
+            Some(Ok(policy)) => policy.may_request(namespace),
+            Some(Err(error)) => Err(error.clone()),
+            None => Ok(()),
+        };
         let templates: Vec<CheckTemplate> =
             self.files.iter().filter(|f| !f.ad_identifiers.is_empty()).chain(&discovery.store.templates).cloned().collect();
         let ctx = DiscoveryContext {
             node_name: &self.config.node_name,
             env_allowlist: &self.config.env_allowlist,
             known_checks: &known,
+            may_request: &may_request,
             file_templates: &templates,
             limits: crate::resolve::Limits {
                 min_interval: self.config.min_interval,
@@ -267,7 +275,11 @@ impl Agent {
         let mut plan = plan::plan(&discovery.pods, &self.files, &ctx);
         plan.problems.splice(0..0, discovery.pod_problems.iter().cloned());
         // Logged once when they appear; the status API shows them for as long as they last.
+        let denials = &self.registry.engine().services().denials;
         for problem in plan.problems.iter().filter(|p| !discovery.problems.contains(p)) {
+            if problem.message.contains(crate::policy::NAMESPACE_RULE) {
+                denials.count(crate::policy::NAMESPACE_RULE_NAME);
+            }
             match problem.severity {
                 Severity::Error => tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message)),
                 Severity::Warning => tracing::info!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message)),
@@ -310,6 +322,7 @@ impl Agent {
             delivery: self.outbox.status(),
             forwarder: self.forwarder.get().map(|f| f.status()),
             dogstatsd: self.dogstatsd.as_ref().map(|d| d.status()),
+            policy_denied: self.registry.engine().services().denials.counts().into_iter().map(|(rule, n)| (rule.to_string(), n)).collect(),
         }
     }
 

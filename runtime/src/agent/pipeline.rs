@@ -38,6 +38,7 @@ impl Runner for Pipeline {
                 init_config: &job.init_config,
                 instance_id: &config.id,
                 instance: &job.instance,
+                reach: &config.reach,
             };
             let mut execution = self.registry.run_once(request).await;
             let submissions = std::mem::take(&mut execution.submissions);

@@ -71,6 +71,9 @@ impl Telemetry {
                 }
             }
         }
+        for (rule, count) in &status.policy_denied {
+            add_tagged("adrt.policy.denied", MetricKind::MonotonicCount, *count as f64, vec![format!("rule:{rule}")]);
+        }
         let submissions = Submissions { samples, ..Submissions::default() };
         let flushed = self.aggregator.flush(INSTANCE_ID, &[], Instant::now(), submissions);
         Batch { config: self.config.clone(), flushed, at: SystemTime::now() }

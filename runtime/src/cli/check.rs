@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::aggregate::{Aggregator, Series};
 use crate::config::{Config, Layer};
+use crate::policy::{CheckPolicy, Reach};
 use crate::exec::{CheckEngine, CheckRegistry, EngineSettings, Event, HostServices, RunRequest, ServiceCheck, Status};
 use crate::instance_id::instance_id;
 use crate::resolve::{ResolvedConfig, Source};
@@ -52,6 +53,8 @@ struct Report {
     check: String,
     version: Option<String>,
     instance_id: String,
+    /// What the check ran under: its manifest, the operator's settings over it, the limits.
+    policy: CheckPolicy,
     runs: Vec<RunReport>,
 }
 
@@ -91,16 +94,26 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         tags: Vec::new(),
         tolerate_unready: false,
         min_collection_interval: None,
+        // The operator's own instance: trusted, within the deny list.
+        reach: Reach::Operator,
     };
     let tags = resolved.instance_tags();
-    let mut report = Report { check: args.name.clone(), version: None, instance_id: id.clone(), runs: Vec::new() };
+    let policy = CheckPolicy::clone(&*registry.policy(&args.name)?);
+    let mut report = Report { check: args.name.clone(), version: None, instance_id: id.clone(), policy, runs: Vec::new() };
     let mut aggregator = Aggregator::new();
     for n in 0..times {
         if n > 0 && !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
         let request =
-            RunRequest { tenant: "", check: &args.name, init_config: &init_json, instance_id: &id, instance: &instance_json };
+            RunRequest {
+            tenant: "",
+            check: &args.name,
+            init_config: &init_json,
+            instance_id: &id,
+            instance: &instance_json,
+            reach: &resolved.reach,
+        };
         let execution = registry.run_once(request).await;
         if execution.version.is_some() {
             report.version = execution.version;
@@ -154,6 +167,17 @@ fn human(report: &Report) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let Some(last) = report.runs.last() else { return out };
+    let policy = &report.policy;
+    let manifest = policy.manifest.as_ref().map_or("no manifest: the strictest defaults".to_string(), |p| p.display().to_string());
+    let _ = writeln!(out, "=== Policy ({manifest}; --json shows it whole) ===");
+    let files: Vec<String> = policy.files.iter().map(|r| format!("{} ({})", r.grant, r.path.display())).collect();
+    let _ = writeln!(out, "  files: {}", if files.is_empty() { "none".to_string() } else { files.join(", ") });
+    let limits = &policy.limits;
+    let _ = writeln!(
+        out,
+        "  limits: memory_mib {}, time_seconds {}, metrics_per_run {}, log_lines_per_run {}, response_mib {}, host_calls_per_run {}",
+        limits.memory_mib, limits.time_seconds, limits.metrics_per_run, limits.log_lines_per_run, limits.response_mib, limits.host_calls_per_run
+    );
     out.push_str("=== Series ===\n");
     let width = last.metrics.iter().map(|m| m.name.len()).max().unwrap_or(0);
     for m in &last.metrics {

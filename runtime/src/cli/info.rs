@@ -236,6 +236,7 @@ mod tests {
             delivery: DeliveryStatus { queued: 2, capacity: 1024, sent: 1, dropped: 3, failed: 0 },
             forwarder: None,
             dogstatsd: None,
+            policy_denied: Default::default(),
         };
         let text = render(&status);
         for expected in [
@@ -279,6 +280,7 @@ mod tests {
                 delivery: DeliveryStatus::default(),
                 forwarder: None,
                 dogstatsd: None,
+                policy_denied: Default::default(),
             }
         };
         let (benign, text) = (render(&hostile(true)), render(&hostile(false)));

@@ -96,11 +96,22 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         checks_dir: reader.text(&["ADRT_CHECKS_DIR"]).map(|(_, v)| v.into()),
         cache_dir: reader.text(&["ADRT_CACHE_DIR"]).map(|(_, v)| v.into()),
         no_cache: reader.parse::<Flag>(&["ADRT_NO_CACHE"])?.map(|f| f.0),
-        call_timeout: reader.parse(&["ADRT_CALL_TIMEOUT"])?,
-        memory_limit_mib: reader.parse(&["ADRT_MEMORY_LIMIT_MIB"])?,
+        limits: reader.parse(&["ADRT_LIMITS"])?,
+        checks: None,
+        egress_deny: reader.parse::<IpNets>(&["ADRT_EGRESS_DENY"])?.map(|nets| nets.0),
         memory_budget_mib: reader.parse(&["ADRT_MEMORY_BUDGET_MIB"])?,
-        response_limit_mib: reader.parse(&["ADRT_RESPONSE_LIMIT_MIB"])?,
     })
+}
+
+/// A comma-separated list of address ranges.
+struct IpNets(Vec<ipnet::IpNet>);
+
+impl FromStr for IpNets {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let nets = text.split(',').map(str::trim).filter(|s| !s.is_empty());
+        nets.map(|net| net.parse().map_err(|e| format!("{net:?}: {e}"))).collect::<Result<_, _>>().map(IpNets)
+    }
 }
 
 struct Reader<'a> {

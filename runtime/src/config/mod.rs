@@ -17,7 +17,12 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
 use crate::model::MAX_INTERVAL;
+use crate::policy::{Limits, LimitsLayer, OperatorCheck};
 use crate::watchdog::BEAT_EVERY;
 
 pub use env::from_env;
@@ -259,20 +264,24 @@ pub struct Layer {
     /// Compile checks every time instead of using the cache.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub no_cache: Option<bool>,
-    /// Deadline of one check call, in seconds (default 30).
+    /// Limits of one run of every check (`memory_mib`, `time_seconds`, `metrics_per_run`,
+    /// `log_lines_per_run`, `response_mib`, `host_calls_per_run`); a check's manifest and
+    /// `checks.<name>.limits` set their own. As a flag: `--limits memory_mib=32,time_seconds=10`.
     #[arg(long)]
-    pub call_timeout: Option<f64>,
-    /// Linear memory per check instance, in MiB (default 64, at most 4096).
-    #[arg(long)]
-    pub memory_limit_mib: Option<u32>,
+    pub limits: Option<LimitsLayer>,
     /// Linear memory of all live check instances together, in MiB (default 1024): the budget
-    /// divided by memory_limit_mib is how many instances may live at once (instance slots).
+    /// divided by the largest memory limit is how many instances may live at once (instance slots).
     #[arg(long)]
     pub memory_budget_mib: Option<u32>,
-    /// Bytes of one HTTP response body a check may receive, in MiB (default 4, at most 1024); a
-    /// larger one is refused before it is read.
-    #[arg(long)]
-    pub response_limit_mib: Option<u32>,
+    /// Per-check settings over each check's manifest (file only): `checks: {network: {files:
+    /// [procfs, sysfs], egress: {kubelet: true, hosts: [...], cidrs: [...]}, limits: {...},
+    /// namespaces: [team-a]}}`.
+    #[arg(skip)]
+    pub checks: Option<BTreeMap<String, OperatorCheck>>,
+    /// Address ranges no check may connect to unless its grants name them (comma-separated),
+    /// besides link-local 169.254.0.0/16 and fd00:ec2::254, always refused.
+    #[arg(long, value_delimiter = ',')]
+    pub egress_deny: Option<Vec<IpNet>>,
 }
 
 impl Layer {
@@ -291,8 +300,7 @@ impl Layer {
             dogstatsd_buffer_size, dogstatsd_max_contexts, dogstatsd_tag_cardinality, checks_tag_cardinality,
             kubernetes_pod_labels_as_tags, kubernetes_pod_annotations_as_tags, kubernetes_namespace_labels_as_tags,
             sd_config_backend, sd_backend_host,
-            sd_backend_port, checks_dir, cache_dir, no_cache, call_timeout, memory_limit_mib, memory_budget_mib,
-            response_limit_mib
+            sd_backend_port, checks_dir, cache_dir, no_cache, limits, memory_budget_mib, checks, egress_deny
         )
     }
 }
@@ -350,10 +358,12 @@ pub struct Config {
     pub checks_dir: PathBuf,
     /// `None`: compile every time (`no_cache`).
     pub cache_dir: Option<PathBuf>,
-    pub call_timeout: Duration,
-    pub memory_limit_mib: u32,
+    /// Limits of checks whose manifest and `checks.<name>` set none.
+    pub limits: Limits,
     pub memory_budget_mib: u32,
-    pub response_limit_mib: u32,
+    /// The operator's settings of each check.
+    pub checks: BTreeMap<String, OperatorCheck>,
+    pub egress_deny: Vec<IpNet>,
 }
 
 pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:5002";
@@ -478,9 +488,29 @@ impl Config {
         })
     }
 
-    /// How many check instances may live at once: the memory budget over the per-instance limit.
+    /// How many check instances may live at once: the memory budget over the slot size.
     pub fn instance_slots(&self) -> u32 {
-        (self.memory_budget_mib / self.memory_limit_mib).max(1)
+        (self.memory_budget_mib / self.largest_memory_mib()).max(1)
+    }
+
+    /// The largest memory limit of any check: the default, `checks.<name>.limits` and the
+    /// manifests in checks.d now. Every instance slot reserves this much.
+    pub fn largest_memory_mib(&self) -> u32 {
+        let operator = self.checks.values().filter_map(|c| c.limits.memory_mib);
+        let manifests = crate::exec::available_checks(&self.checks_dir)
+            .into_iter()
+            .filter_map(|name| crate::policy::manifest::load(&self.checks_dir, &name).ok().flatten())
+            .filter_map(|(_, grants)| grants.limits.memory_mib);
+        operator.chain(manifests).fold(self.limits.memory_mib, u32::max).min(4096)
+    }
+
+    /// The sockets the agent listens on (status, health, metrics, DogStatsD), which checks of
+    /// pods may not reach.
+    pub fn listening_addresses(&self) -> Vec<SocketAddr> {
+        let mut own = vec![self.status_addr, self.health_addr];
+        own.extend(self.metrics_addr);
+        own.extend(self.dogstatsd.udp_addr);
+        own
     }
 
     /// Applies defaults and checks values.
@@ -508,9 +538,7 @@ impl Config {
             }
         }
         for (name, value, max) in [
-            ("memory_limit_mib", layer.memory_limit_mib, 4096),
             ("memory_budget_mib", layer.memory_budget_mib, 1 << 20),
-            ("response_limit_mib", layer.response_limit_mib, 1024),
         ] {
             if value.is_some_and(|v| v == 0 || v > max) {
                 return Err(ConfigError::Invalid(format!("{name}: {} is not from 1 to {max}", value.unwrap_or_default())));
@@ -558,9 +586,12 @@ impl Config {
             );
         }
         let token = in_cluster.then(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN));
-        let memory_limit_mib = layer.memory_limit_mib.unwrap_or(64);
+        let limits = layer.limits.unwrap_or_default().apply(Limits::default()).map_err(|e| ConfigError::Invalid(format!("limits.{e}")))?;
         let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
-        let call_timeout = seconds("call_timeout", layer.call_timeout, 30.0)?;
+        let checks = layer.checks.unwrap_or_default();
+        for (name, settings) in &checks {
+            settings.limits.apply(limits).map_err(|e| ConfigError::Invalid(format!("checks.{name}.limits.{e}")))?;
+        }
         let api_key = match (layer.api_key, &layer.api_key_file) {
             (Some(key), _) => Some(key),
             (None, Some(path)) => read_api_key(path)?,
@@ -645,17 +676,19 @@ impl Config {
             in_cluster,
             checks_dir: paths::checks_dir(layer.checks_dir),
             cache_dir: (!layer.no_cache.unwrap_or(false)).then(|| paths::cache_dir(layer.cache_dir)),
-            call_timeout,
-            memory_limit_mib,
+            limits,
             memory_budget_mib,
-            response_limit_mib: layer.response_limit_mib.unwrap_or(4),
+            checks,
+            egress_deny: layer.egress_deny.unwrap_or_default(),
         };
         let slots = config.instance_slots() as usize;
         if slots < config.workers {
             return Err(ConfigError::Invalid(format!(
-                "memory_budget_mib {} / memory_limit_mib {} gives {slots} instance slots, fewer than workers {}: raise \
-                 the budget or lower the workers",
-                config.memory_budget_mib, config.memory_limit_mib, config.workers
+                "memory_budget_mib {} / the largest memory limit {} MiB gives {slots} instance slots, fewer than workers {}: \
+                 raise the budget or lower the workers",
+                config.memory_budget_mib,
+                config.largest_memory_mib(),
+                config.workers
             )));
         }
         Ok(config)
@@ -717,12 +750,19 @@ mod tests {
 
     #[test]
     fn the_engine_settings_are_keys_like_the_others() {
-        let config = Config::resolve(layer("call_timeout: 2.5\nmemory_budget_mib: 128\nmemory_limit_mib: 32\nno_cache: true"), false, || None)
-            .unwrap();
-        assert_eq!((config.call_timeout, config.instance_slots(), config.cache_dir), (Duration::from_millis(2500), 4, None));
-        let defaults = Config::resolve(Layer::default(), false, || None).unwrap();
-        assert_eq!((defaults.call_timeout, defaults.instance_slots(), defaults.delivery_queue), (Duration::from_secs(30), 16, 1024));
+        let yaml = "limits: {time_seconds: 2.5, memory_mib: 32}\nmemory_budget_mib: 128\nno_cache: true\nchecks_dir: /nonexistent";
+        let config = Config::resolve(layer(yaml), false, || None).unwrap();
+        assert_eq!((config.limits.time(), config.instance_slots(), config.cache_dir), (Duration::from_millis(2500), 4, None));
+        let defaults = Config::resolve(layer("checks_dir: /nonexistent"), false, || None).unwrap();
+        assert_eq!((defaults.limits, defaults.instance_slots(), defaults.delivery_queue), (Limits::default(), 16, 1024));
         assert!(defaults.cache_dir.is_some());
+        // A check's own larger limit sizes every slot.
+        let yaml = "checks_dir: /nonexistent\nchecks: {big: {limits: {memory_mib: 256}}}";
+        assert_eq!(Config::resolve(layer(yaml), false, || None).unwrap().instance_slots(), 4);
+        let error = Config::resolve(layer("checks: {big: {limits: {memory_mib: 0}}}"), false, || None).unwrap_err();
+        assert!(error.to_string().contains("checks.big.limits.memory_mib: 0 is not from 1 to 4096"), "{error}");
+        let error = Config::resolve(layer("limits: {time_seconds: -1}"), false, || None).unwrap_err();
+        assert!(error.to_string().contains("limits.time_seconds: -1"), "{error}");
     }
 
     #[test]
@@ -742,9 +782,10 @@ mod tests {
         assert!(err.to_string().contains("status_addr 0.0.0.0:5002"), "{err}");
         let err = Config::resolve(layer("check_interval: -1"), false, || None).unwrap_err();
         assert!(err.to_string().contains("check_interval: -1"), "{err}");
-        let err = Config::resolve(layer("memory_limit_mib: 0"), false, || None).unwrap_err();
-        assert!(err.to_string().contains("memory_limit_mib: 0 is not from 1 to 4096"), "{err}");
-        let err = Config::resolve(layer("memory_budget_mib: 96\nmemory_limit_mib: 32\nworkers: 4"), false, || None).unwrap_err();
+        let err = Config::resolve(layer("limits: {memory_mib: 0}"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("limits.memory_mib: 0 is not from 1 to 4096"), "{err}");
+        let err = Config::resolve(layer("memory_budget_mib: 96\nlimits: {memory_mib: 32}\nworkers: 4\nchecks_dir: /nonexistent"), false, || None)
+            .unwrap_err();
         assert!(err.to_string().contains("gives 3 instance slots, fewer than workers 4"), "{err}");
     }
 }

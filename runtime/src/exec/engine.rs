@@ -11,7 +11,9 @@ use super::ExecError;
 use super::bindings::{Check, CheckPre};
 use super::cache::{ArtifactCache, Origin};
 use super::services::HostServices;
+use super::host::files::RootDirs;
 use super::store::StoreState;
+use crate::policy::{CheckPolicy, Grants, Limits};
 
 /// How often the epoch advances; a call's deadline is rounded up to this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -20,14 +22,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// Live component instances the pooling allocator reserves room for (the agent's instance
-    /// slots): the memory budget divided by the memory limit.
+    /// slots): the memory budget divided by the slot memory.
     pub max_instances: u32,
-    /// Linear memory per component instance.
-    pub memory_limit: usize,
-    /// Bytes of one HTTP response body a check may receive; a larger one is refused unread.
-    pub response_limit: usize,
-    /// Wall-clock deadline of one `init` or `run` call.
-    pub call_timeout: Duration,
+    /// Linear memory each slot reserves: the largest memory limit of any check, so a check
+    /// whose manifest asks more than this (a manifest dropped in later) cannot load.
+    pub slot_memory: usize,
+    /// The limits of checks whose manifest and operator settings set none.
+    pub limits: Limits,
     /// Where compiled artifacts are kept; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
 }
@@ -36,9 +37,8 @@ impl EngineSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         EngineSettings {
             max_instances: config.instance_slots(),
-            memory_limit: (config.memory_limit_mib as usize) << 20,
-            response_limit: (config.response_limit_mib as usize) << 20,
-            call_timeout: config.call_timeout,
+            slot_memory: (config.largest_memory_mib() as usize) << 20,
+            limits: config.limits,
             cache_dir: config.cache_dir.clone(),
         }
     }
@@ -46,13 +46,8 @@ impl EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings {
-            max_instances: 16,
-            memory_limit: 64 << 20,
-            response_limit: 4 << 20,
-            call_timeout: Duration::from_secs(30),
-            cache_dir: None,
-        }
+        let limits = Limits::default();
+        EngineSettings { max_instances: 16, slot_memory: limits.memory_bytes(), limits, cache_dir: None }
     }
 }
 
@@ -61,6 +56,9 @@ pub struct LoadedCheck {
     pub name: Arc<str>,
     pub path: PathBuf,
     pub origin: Origin,
+    /// What the check runs under: its manifest and the operator's settings.
+    pub policy: Arc<CheckPolicy>,
+    pub(crate) roots: Arc<RootDirs>,
     pub(crate) pre: CheckPre<StoreState>,
 }
 
@@ -94,7 +92,8 @@ impl CheckEngine {
         &self.services
     }
 
-    /// Loads `<dir>/<name>.wasm`: from the artifact cache when warm, compiled otherwise.
+    /// Loads `<dir>/<name>.wasm` (from the artifact cache when warm, compiled otherwise) under
+    /// the policy of its manifest `<dir>/<name>.toml`.
     pub fn load(&self, dir: &Path, name: &str) -> Result<LoadedCheck, ExecError> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) || name.starts_with('.') {
             return Err(ExecError::NotFound { name: name.to_string(), dir: dir.to_path_buf(), available: Vec::new() });
@@ -105,11 +104,13 @@ impl CheckEngine {
             dir: dir.to_path_buf(),
             available: available_checks(dir),
         })?;
-        self.load_bytes(name, &path, &wasm)
+        let manifest = crate::policy::manifest::load(dir, name).map_err(|message| ExecError::Policy { check: name.to_string(), message })?;
+        self.load_bytes(name, &path, &wasm, manifest)
     }
 
-    /// Loads a component from memory (`path` is only for messages).
-    pub fn load_bytes(&self, name: &str, path: &Path, wasm: &[u8]) -> Result<LoadedCheck, ExecError> {
+    /// Loads a component from memory (`path` is only for messages) under `manifest`.
+    pub fn load_bytes(&self, name: &str, path: &Path, wasm: &[u8], manifest: Option<(PathBuf, Grants)>) -> Result<LoadedCheck, ExecError> {
+        let policy = self.policy(name, manifest)?;
         let invalid = |source| ExecError::Invalid { path: path.to_path_buf(), what: "", source };
         let (component, origin) = match &self.cache {
             Some(cache) => cache.load(&self.engine, name, wasm).map_err(invalid)?,
@@ -120,7 +121,23 @@ impl CheckEngine {
             .instantiate_pre(&component)
             .and_then(CheckPre::new)
             .map_err(|source| ExecError::Invalid { path: path.to_path_buf(), what: "does not fit adrt:check: ", source })?;
-        Ok(LoadedCheck { name: Arc::from(name), path: path.to_path_buf(), origin, pre })
+        let roots = Arc::new(RootDirs::new(&policy.files));
+        Ok(LoadedCheck { name: Arc::from(name), path: path.to_path_buf(), origin, policy: Arc::new(policy), roots, pre })
+    }
+
+    /// The policy of `name` under `manifest`, refused when its memory limit does not fit a slot.
+    pub fn policy(&self, name: &str, manifest: Option<(PathBuf, Grants)>) -> Result<CheckPolicy, ExecError> {
+        let failed = |message: String| ExecError::Policy { check: name.to_string(), message };
+        let policy = self.services.policies.policy(name, manifest).map_err(failed)?;
+        if policy.limits.memory_bytes() > self.settings.slot_memory {
+            return Err(failed(format!(
+                "limits.memory_mib {} is over the {} MiB the engine's instance slots were sized for at start (the largest \
+                 memory limit of the config and the manifests then); restart the agent to raise it",
+                policy.limits.memory_mib,
+                self.settings.slot_memory >> 20
+            )));
+        }
+        Ok(policy)
     }
 }
 
@@ -140,7 +157,7 @@ fn config(settings: &EngineSettings) -> Config {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     // Small reservations: a check's memory is capped anyway, and many instances must fit.
-    config.memory_reservation(settings.memory_limit as u64);
+    config.memory_reservation(settings.slot_memory as u64);
     config.memory_guard_size(64 << 10);
     config.memory_reservation_for_growth(0);
     config.max_wasm_stack(512 << 10);
@@ -152,7 +169,7 @@ fn config(settings: &EngineSettings) -> Config {
         .total_memories(instances * 2)
         .total_tables(instances * 8)
         .total_stacks(instances)
-        .max_memory_size(settings.memory_limit)
+        .max_memory_size(settings.slot_memory)
         .max_memories_per_component(2)
         .max_tables_per_component(8)
         .max_core_instances_per_component(16);

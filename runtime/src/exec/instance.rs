@@ -14,6 +14,7 @@ use super::bindings::{Check, CheckError, CheckInfo};
 use super::engine::{CheckEngine, EPOCH_TICK, LoadedCheck};
 use super::store::{Call, StoreState};
 use super::submission::Submissions;
+use crate::policy::Reach;
 
 /// Extra time given to the async call after the epoch deadline, so the epoch trap (which
 /// names the cause) normally wins over the outer timeout.
@@ -32,6 +33,9 @@ pub enum RunError {
     Deadline(Duration),
     #[error("{0}")]
     Memory(String),
+    /// A per-run limit of the check's policy was exceeded.
+    #[error("{0}")]
+    Limit(super::policy::LimitExceeded),
     #[error("check panicked: {0}")]
     Panic(String),
     #[error("check trapped: {0}")]
@@ -62,8 +66,7 @@ pub struct LiveInstance {
 impl LiveInstance {
     /// Instantiates the check and calls its `init` with the init_config JSON.
     pub async fn start(engine: &CheckEngine, loaded: &LoadedCheck, init_config: &str) -> Result<Self, ExecError> {
-        let settings = engine.settings();
-        let state = StoreState::new(loaded.name.clone(), Arc::clone(engine.services()), settings.memory_limit, settings.response_limit);
+        let state = StoreState::new(loaded, Arc::clone(engine.services()));
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|state| &mut state.memory);
         // Guest code yields to the runtime every epoch tick, so a check spinning in a loop shares
@@ -76,10 +79,10 @@ impl LiveInstance {
                 Ok(wasmtime::UpdateDeadline::Yield(1))
             }
         });
-        let timeout = settings.call_timeout;
+        let timeout = loaded.policy.limits.time();
         let name = loaded.name.to_string();
 
-        arm(&mut store, "", timeout);
+        arm(&mut store, "", &Reach::Operator, timeout);
         let started = tokio::time::timeout(timeout + DEADLINE_GRACE, async {
             let check = loaded.pre.instantiate_async(&mut store).await?;
             let info = check.call_info(&mut store).await?;
@@ -113,8 +116,8 @@ impl LiveInstance {
         !self.poisoned
     }
 
-    /// Runs one check instance: its ID and resolved instance JSON.
-    pub async fn run(&mut self, instance_id: &str, instance: &str) -> RunOutcome {
+    /// Runs one check instance: its ID, its resolved instance JSON, and whose it is.
+    pub async fn run(&mut self, instance_id: &str, instance: &str, reach: &Reach) -> RunOutcome {
         let started = Instant::now();
         if self.poisoned {
             return RunOutcome {
@@ -124,7 +127,7 @@ impl LiveInstance {
                 duration: Duration::ZERO,
             };
         }
-        arm(&mut self.store, instance_id, self.timeout);
+        arm(&mut self.store, instance_id, reach, self.timeout);
         let result = tokio::time::timeout(
             self.timeout + DEADLINE_GRACE,
             self.check.call_run(&mut self.store, instance_id, instance),
@@ -143,14 +146,19 @@ impl LiveInstance {
             }
         };
         let call = std::mem::replace(&mut self.store.data_mut().call, Call::idle());
+        // Over a limit the run fails with it, whatever the check made of the refusal.
+        let error = match &call.exceeded {
+            Some(exceeded) => Some(RunError::Limit(exceeded.clone())),
+            None => error,
+        };
         RunOutcome { submissions: call.submissions, error, warnings: call.warnings, duration: started.elapsed() }
     }
 }
 
 /// Starts a call: its deadline, checked by host calls and, every epoch tick, for guest code.
-fn arm(store: &mut Store<StoreState>, instance_id: &str, timeout: Duration) {
+fn arm(store: &mut Store<StoreState>, instance_id: &str, reach: &Reach, timeout: Duration) {
     let state = store.data_mut();
-    state.call = Call::start(instance_id, Instant::now() + timeout);
+    state.call = Call::start(instance_id, reach, Instant::now() + timeout);
     state.memory.exceeded = None;
     store.set_epoch_deadline(1);
 }
@@ -167,6 +175,9 @@ fn classify(store: &Store<StoreState>, trap: &wasmtime::Error, timeout: Duration
     let state = store.data();
     if state.memory.exceeded.is_some() {
         return RunError::Memory(format!("memory limit of {} MiB exceeded; the check was stopped", state.memory.limit >> 20));
+    }
+    if let Some(exceeded) = &state.call.exceeded {
+        return RunError::Limit(exceeded.clone());
     }
     if let Some(message) = &state.call.panic {
         return RunError::Panic(message.clone());

@@ -9,7 +9,8 @@
 //! - [`pool`]: checks loaded once by name; live instances pooled per (tenant, check,
 //!   init_config) in a bounded number of slots.
 //! - [`run`]: one run of one instance on a pooled instance (the agent's and `adrt check`'s).
-//! - [`policy`]: the hook every import passes.
+//! - [`policy`]: enforcing a check's policy on its imports; refusals counted and logged.
+//! - [`interfaces`]: this host's addresses (the egress rule of the agent's own ports).
 //! - [`services`]: what all stores share (policy, HTTP clients, agent settings, state).
 //! - [`submission`]: what a run submits (samples, service checks, events), for `aggregate`.
 
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod engine;
 pub mod host;
 pub mod instance;
+pub mod interfaces;
 pub mod policy;
 pub mod pool;
 pub mod run;
@@ -31,7 +33,7 @@ pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
 pub use instance::{LiveInstance, RunError, RunOutcome};
 pub use pool::{CheckRegistry, InstancePool, Lease};
 pub use run::{Execution, RunRequest};
-pub use services::{AgentSettings, HostServices};
+pub use services::{AgentSettings, HostServices, PolicyInputs};
 pub use submission::{Event, MetricKind, Sample, ServiceCheck, Status, Submissions};
 
 /// Why a check could not be loaded or started. None of these stop the agent: the check
@@ -56,6 +58,9 @@ pub enum ExecError {
     /// No live instance could be had for the run (see `pool`): this run fails, others go on.
     #[error("no instance slot: {0}")]
     NoSlot(String),
+    /// The check's manifest, or the operator's settings of it, cannot be used.
+    #[error("check {check}: {message}")]
+    Policy { check: String, message: String },
     #[error("wasmtime engine: {what}{source:#}")]
     Engine {
         /// What was being done, ending in `: `, or empty.

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use super::ExecError;
 use super::engine::{CheckEngine, LoadedCheck};
 use super::instance::LiveInstance;
+use crate::policy::CheckPolicy;
 
 /// An idle instance unused for this long is dropped, its slot and memory freed.
 pub const IDLE_EVICTION: Duration = Duration::from_secs(300);
@@ -89,6 +90,16 @@ impl CheckRegistry {
         let loaded = Arc::new(self.engine.load(&self.dir, name)?);
         self.loaded.lock().insert(name.to_string(), loaded.clone());
         Ok(loaded)
+    }
+
+    /// The policy `name` runs under: its loaded one, else built from its manifest now.
+    pub fn policy(&self, name: &str) -> Result<Arc<CheckPolicy>, ExecError> {
+        if let Some(loaded) = self.loaded.lock().get(name) {
+            return Ok(loaded.policy.clone());
+        }
+        let manifest =
+            crate::policy::manifest::load(&self.dir, name).map_err(|message| ExecError::Policy { check: name.to_string(), message })?;
+        Ok(Arc::new(self.engine.policy(name, manifest)?))
     }
 
     /// The pool of this tenant, check and init_config if it exists already (no loading).

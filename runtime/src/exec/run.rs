@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::instance::RunOutcome;
 use super::pool::CheckRegistry;
 use super::submission::Submissions;
+use crate::policy::Reach;
 use crate::text::bounded;
 
 /// Warnings of one run kept, at most.
@@ -23,6 +24,8 @@ pub struct RunRequest<'a> {
     pub instance_id: &'a str,
     /// JSON text.
     pub instance: &'a str,
+    /// Whose instance it is: what its requests may reach.
+    pub reach: &'a Reach,
 }
 
 /// What one run gave: its submissions (also on failure) and how it ended. Messages are bounded:
@@ -47,7 +50,7 @@ impl CheckRegistry {
     /// One run on a pooled live instance of the request's tenant. Loading, init and slot
     /// failures are that run's error.
     pub async fn run_once(self: &Arc<Self>, request: RunRequest<'_>) -> Execution {
-        let RunRequest { tenant, check, init_config, instance_id, instance } = request;
+        let RunRequest { tenant, check, init_config, instance_id, instance, reach } = request;
         let pool = match self.loaded_pool(tenant, check, init_config) {
             Some(pool) => pool,
             // First use: compiling (or reading the cache) blocks, so not on the runtime thread.
@@ -66,7 +69,7 @@ impl CheckRegistry {
             Err(error) => return Execution::failed(error.to_string()),
         };
         let version = Some(live.info().version.clone());
-        let RunOutcome { submissions, error, warnings, duration } = live.run(instance_id, instance).await;
+        let RunOutcome { submissions, error, warnings, duration } = live.run(instance_id, instance, reach).await;
         self.give_back(&pool, live);
         let error = error.map(|e| bounded(e.to_string()));
         let warnings = warnings.into_iter().take(MAX_WARNINGS).map(bounded).collect();

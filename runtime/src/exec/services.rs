@@ -1,5 +1,6 @@
-//! What every live check instance shares: the policy, the credential rules, the HTTP clients,
-//! the agent's settings and the per-instance state store.
+//! What every live check instance shares: the inputs of the checks' policies, the network the
+//! egress rules know, the refusals, the credential rules, the HTTP clients, the agent's settings
+//! and the per-instance state store.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,8 +10,9 @@ use parking_lot::Mutex;
 
 use super::bindings::adrt::check::agent::{AgentContext, Kubelet};
 use super::host::http::HttpClients;
-use super::policy::{AllowAndCount, Policy};
+use super::policy::{Denials, Observer};
 use crate::config::Config;
+use crate::policy::{CheckPolicy, Grants, HostRoots, Limits, Network, OperatorCheck};
 
 /// The agent's settings a check may read (the WIT `agent` interface).
 #[derive(Debug, Clone)]
@@ -110,17 +112,60 @@ impl Credentials {
     }
 }
 
+/// Host (lowercase) and port of the kubelet URL, as the egress rule `kubelet` matches them.
+fn kubelet_endpoint(url: &str) -> Option<(String, u16)> {
+    origin(url).map(|(_, host, port)| (host, port))
+}
+
 /// Scheme, host and port (the scheme's default when absent) of a URL.
 fn origin(url: &str) -> Option<(String, String, u16)> {
     let url = reqwest::Url::parse(url).ok()?;
     Some((url.scheme().to_string(), url.host_str()?.to_ascii_lowercase(), url.port_or_known_default()?))
 }
 
+/// What a check's policy is built from, besides its manifest: the operator's settings of each
+/// check, the default limits and the host's roots.
+#[derive(Debug, Clone)]
+pub struct PolicyInputs {
+    pub operator: std::collections::BTreeMap<String, OperatorCheck>,
+    pub defaults: Limits,
+    pub roots: HostRoots,
+}
+
+impl PolicyInputs {
+    pub fn from_config(config: &Config) -> Self {
+        PolicyInputs {
+            operator: config.checks.clone(),
+            defaults: config.limits,
+            roots: HostRoots { procfs: config.procfs_path.clone().into(), sysfs: config.sysfs_path.clone().into() },
+        }
+    }
+
+    /// The policy of `check` with this manifest (see [`CheckPolicy::build`]).
+    pub fn policy(&self, check: &str, manifest: Option<(PathBuf, Grants)>) -> Result<CheckPolicy, String> {
+        CheckPolicy::build(check, manifest, self.operator.get(check), &self.defaults, &self.roots)
+    }
+}
+
+impl Default for PolicyInputs {
+    fn default() -> Self {
+        PolicyInputs {
+            operator: Default::default(),
+            defaults: Limits::default(),
+            roots: HostRoots { procfs: "/proc".into(), sysfs: "/sys".into() },
+        }
+    }
+}
+
 /// Shared by all stores of an engine.
 pub struct HostServices {
-    pub policy: Arc<dyn Policy>,
+    /// Sees every import before the host acts on it; `None` in the agent.
+    pub observer: Option<Arc<dyn Observer>>,
     pub agent: AgentSettings,
     pub credentials: Credentials,
+    pub policies: PolicyInputs,
+    pub network: Network,
+    pub denials: Arc<Denials>,
     pub(crate) http: HttpClients,
     /// Per check instance ID: the keys its runs keep (the WIT `state` interface).
     state: Mutex<HashMap<String, HashMap<String, String>>>,
@@ -128,14 +173,36 @@ pub struct HostServices {
 
 impl HostServices {
     /// `credential_files`: what checks may use besides the agent's own (see [`Credentials`]).
-    pub fn new(policy: Arc<dyn Policy>, agent: AgentSettings, credential_files: &[PathBuf]) -> Self {
+    pub fn new(agent: AgentSettings, credential_files: &[PathBuf], policies: PolicyInputs, network: Network) -> Self {
         let credentials = Credentials::new(&agent, credential_files);
-        HostServices { policy, agent, credentials, http: HttpClients::default(), state: Mutex::new(HashMap::new()) }
+        HostServices {
+            observer: None,
+            agent,
+            credentials,
+            policies,
+            network,
+            denials: Arc::default(),
+            http: HttpClients::default(),
+            state: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Allow-and-count policy; the agent settings and credential files of `config`.
+    /// The agent settings, credential files, policy inputs and network of `config`.
     pub fn from_config(config: &Config) -> Self {
-        Self::new(Arc::new(AllowAndCount::default()), AgentSettings::from_config(config), &config.credential_files)
+        let agent = AgentSettings::from_config(config);
+        let network = Network {
+            deny: config.egress_deny.clone(),
+            own: config.listening_addresses(),
+            local: super::interfaces::local_addresses(),
+            kubelet: kubelet_endpoint(&agent.kubelet_url),
+        };
+        Self::new(agent, &config.credential_files, PolicyInputs::from_config(config), network)
+    }
+
+    /// Sets the observer of every import.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub(crate) fn state_get(&self, instance_id: &str, key: &str) -> Option<String> {

@@ -7,24 +7,29 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::engine::LoadedCheck;
+use super::host::files::RootDirs;
 use super::host::wasi_log::LogStream;
+use super::policy::LimitExceeded;
 use super::services::HostServices;
 use super::submission::Submissions;
+use crate::policy::{CheckPolicy, Reach};
 
-/// Per-store state: which check this is, the current call, and its limits.
+/// Per-store state: which check this is, what it runs under, and the current call.
 pub struct StoreState {
     pub(crate) check: Arc<str>,
     pub(crate) services: Arc<HostServices>,
+    pub(crate) policy: Arc<CheckPolicy>,
+    pub(crate) roots: Arc<RootDirs>,
     pub(crate) call: Call,
     pub(crate) memory: MemoryLimit,
-    /// Bytes of one HTTP response body, at most.
-    pub(crate) response_limit: usize,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl StoreState {
-    pub fn new(check: Arc<str>, services: Arc<HostServices>, memory_limit: usize, response_limit: usize) -> Self {
+    pub fn new(loaded: &LoadedCheck, services: Arc<HostServices>) -> Self {
+        let check = loaded.name.clone();
         // No preopened directories, no environment, no network: a WASI check reaches the host
         // only through adrt's own imports. Its stdout and stderr go to the agent's log.
         let wasi = WasiCtx::builder()
@@ -33,10 +38,11 @@ impl StoreState {
             .build();
         StoreState {
             call: Call::idle(),
-            memory: MemoryLimit { limit: memory_limit, exceeded: None, grown_to: 0 },
-            response_limit,
+            memory: MemoryLimit { limit: loaded.policy.limits.memory_bytes(), exceeded: None, grown_to: 0 },
             check,
             services,
+            policy: loaded.policy.clone(),
+            roots: loaded.roots.clone(),
             wasi,
             table: ResourceTable::new(),
         }
@@ -53,6 +59,14 @@ impl WasiView for StoreState {
 pub struct Call {
     /// The check instance being run; empty during `init`.
     pub instance_id: String,
+    /// Whose instance it is: what its HTTP requests may reach.
+    pub reach: Reach,
+    /// Imports called so far, against `host_calls_per_run`.
+    pub host_calls: u32,
+    /// Lines logged so far, against `log_lines_per_run`.
+    pub log_lines: u32,
+    /// The limit this call went over: the call fails with it whatever the check returns.
+    pub exceeded: Option<LimitExceeded>,
     pub deadline: Instant,
     pub submissions: Submissions,
     /// The message of a guest panic, reported by the SDK's panic hook before it aborts.
@@ -65,6 +79,10 @@ impl Call {
     pub fn idle() -> Self {
         Call {
             instance_id: String::new(),
+            reach: Reach::Operator,
+            host_calls: 0,
+            log_lines: 0,
+            exceeded: None,
             deadline: Instant::now(),
             submissions: Submissions::default(),
             panic: None,
@@ -72,8 +90,16 @@ impl Call {
         }
     }
 
-    pub fn start(instance_id: &str, deadline: Instant) -> Self {
-        Call { instance_id: instance_id.to_string(), deadline, ..Call::idle() }
+    pub fn start(instance_id: &str, reach: &Reach, deadline: Instant) -> Self {
+        Call { instance_id: instance_id.to_string(), reach: reach.clone(), deadline, ..Call::idle() }
+    }
+
+    /// Records that `name` (whose value is `limit`) was exceeded; returns the message.
+    pub fn exceed(&mut self, name: &'static str, limit: u32) -> String {
+        let exceeded = LimitExceeded { name, limit: limit.into() };
+        let message = exceeded.to_string();
+        self.exceeded.get_or_insert(exceeded);
+        message
     }
 
     /// What is left of the deadline (zero once it passed).

@@ -62,6 +62,33 @@ pub struct LimitsLayer {
     pub host_calls_per_run: Option<u32>,
 }
 
+/// `memory_mib=32,time_seconds=10`: the flag's and the environment's form.
+impl std::str::FromStr for LimitsLayer {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut layer = LimitsLayer::default();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').ok_or_else(|| format!("{pair:?}: expected name=value"))?;
+            let bad = |e: &dyn std::fmt::Display| format!("{name}={value}: {e}");
+            match name.trim() {
+                "memory_mib" => layer.memory_mib = Some(value.parse().map_err(|e| bad(&e))?),
+                "time_seconds" => layer.time_seconds = Some(value.parse().map_err(|e| bad(&e))?),
+                "metrics_per_run" => layer.metrics_per_run = Some(value.parse().map_err(|e| bad(&e))?),
+                "log_lines_per_run" => layer.log_lines_per_run = Some(value.parse().map_err(|e| bad(&e))?),
+                "response_mib" => layer.response_mib = Some(value.parse().map_err(|e| bad(&e))?),
+                "host_calls_per_run" => layer.host_calls_per_run = Some(value.parse().map_err(|e| bad(&e))?),
+                other => {
+                    return Err(format!(
+                        "unknown limit {other:?} (memory_mib, time_seconds, metrics_per_run, log_lines_per_run, response_mib, \
+                         host_calls_per_run)"
+                    ));
+                }
+            }
+        }
+        Ok(layer)
+    }
+}
+
 /// The bounds of each limit, inclusive: what the agent can honour.
 const MEMORY_MIB: (u32, u32) = (1, 4096);
 const TIME_SECONDS: (f64, f64) = (0.01, 3600.0);
@@ -125,5 +152,9 @@ mod tests {
         assert!(error.starts_with("time_seconds: NaN"), "{error}");
         let error = LimitsLayer { host_calls_per_run: Some(0), ..LimitsLayer::default() }.apply(Limits::default()).unwrap_err();
         assert!(error.starts_with("host_calls_per_run: 0"), "{error}");
+        let flag: LimitsLayer = "memory_mib=32, time_seconds=2.5".parse().unwrap();
+        assert_eq!((flag.memory_mib, flag.time_seconds), (Some(32), Some(2.5)));
+        assert!("memory=32".parse::<LimitsLayer>().unwrap_err().contains("unknown limit \"memory\""));
+        assert!("memory_mib=lots".parse::<LimitsLayer>().unwrap_err().starts_with("memory_mib=lots"));
     }
 }

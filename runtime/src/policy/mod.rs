@@ -24,6 +24,10 @@ pub use manifest::{EgressGrant, Grants};
 /// checks.d is the operator's and pods request it only from namespaces the operator lists.
 pub const SHIPPED_CHECKS: &[&str] = &["kubernetes", "network", "nginx"];
 
+/// How a refusal by the namespace rule reads, and the rule's name in `adrt.policy.denied`.
+pub const NAMESPACE_RULE: &str = "refused by the namespace rule";
+pub const NAMESPACE_RULE_NAME: &str = "namespace";
+
 /// Where the agent reads the host's procfs and sysfs (the `procfs`/`sysfs` file roots).
 #[derive(Debug, Clone)]
 pub struct HostRoots {
@@ -104,7 +108,7 @@ impl CheckPolicy {
             Namespaces::All => Ok(()),
             Namespaces::Only(list) if list.iter().any(|n| n == namespace) => Ok(()),
             Namespaces::Only(list) => Err(format!(
-                "refused by the namespace rule: pods of namespace {namespace:?} may not request check {:?} ({}; the operator \
+                "{NAMESPACE_RULE}: pods of namespace {namespace:?} may not request check {:?} ({}; the operator \
                  lists namespaces in checks.{}.namespaces)",
                 self.check,
                 if list.is_empty() { "a custom check: no namespace is listed".to_string() } else { format!("listed: {}", list.join(", ")) },
@@ -115,12 +119,12 @@ impl CheckPolicy {
 
     /// The file root `path` lies under, and the rest of it (lexically: `..` is refused here;
     /// symlinks are the opener's to keep beneath the root).
-    pub fn file_root<'a>(&self, path: &'a str) -> Result<(&FileRoot, &'a Path), String> {
+    pub fn file_root<'a>(&self, path: &'a str) -> Result<(usize, &'a Path), String> {
         let path = Path::new(path);
         if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(format!("{} is not an absolute path without `..`", path.display()));
         }
-        self.files.iter().find_map(|root| Some((root, path.strip_prefix(&root.path).ok()?))).ok_or_else(|| {
+        self.files.iter().enumerate().find_map(|(index, root)| Some((index, path.strip_prefix(&root.path).ok()?))).ok_or_else(|| {
             let granted: Vec<&str> = self.files.iter().map(|r| r.grant.as_str()).collect();
             format!(
                 "{} is outside the check's file roots ({}; the manifest or checks.{}.files grants roots)",
@@ -199,7 +203,7 @@ mod tests {
         let grants = Grants { files: Some(vec!["procfs".into(), "/etc/app".into()]), ..Grants::default() };
         let policy = CheckPolicy::build("network", Some(("network.toml".into(), grants)), None, &Limits::default(), &roots()).unwrap();
         let (root, rest) = policy.file_root("/host/proc/net/dev").unwrap();
-        assert_eq!((root.grant.as_str(), rest), ("procfs", Path::new("net/dev")));
+        assert_eq!((policy.files[root].grant.as_str(), rest), ("procfs", Path::new("net/dev")));
         assert!(policy.file_root("/host/procfoo/x").is_err());
         assert!(policy.file_root("/host/proc/../../etc/shadow").unwrap_err().contains("without `..`"));
         assert!(policy.file_root("/etc/shadow").is_err());

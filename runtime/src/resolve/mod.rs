@@ -15,6 +15,7 @@ use crate::config::TagSettings;
 use crate::instance_id::instance_id;
 use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Severity};
 use crate::pod::{Container, Pod};
+use crate::policy::Reach;
 use crate::tagger;
 use crate::text;
 use template::{Target, Vars};
@@ -26,6 +27,9 @@ pub struct DiscoveryContext<'a> {
     pub env_allowlist: &'a [String],
     /// Whether checks.d holds `<name>.wasm`.
     pub known_checks: &'a dyn Fn(&str) -> bool,
+    /// Whether pods of a namespace may request a check by annotation (`policy` decides);
+    /// `Err` says why not. Asked as `(check, namespace)`.
+    pub may_request: &'a dyn Fn(&str, &str) -> Result<(), String>,
     /// conf.d configs with `ad_identifiers`.
     pub file_templates: &'a [CheckTemplate],
     pub limits: Limits,
@@ -74,6 +78,9 @@ pub struct ResolvedConfig {
     pub tolerate_unready: bool,
     /// The instance's `min_collection_interval`, seconds, > 0.
     pub min_collection_interval: Option<f64>,
+    /// Whose instance this is, which bounds what its requests may reach: a pod's annotations
+    /// (its IPs and its container's declared ports), or the operator's own config.
+    pub reach: Reach,
 }
 
 impl ResolvedConfig {
@@ -90,6 +97,7 @@ impl ResolvedConfig {
             tags: Vec::new(),
             tolerate_unready: true,
             min_collection_interval: None,
+            reach: Reach::Operator,
         }
     }
 
@@ -134,6 +142,8 @@ struct Candidate<'a> {
     init_config: &'a Value,
     instance: &'a Value,
     ignore_tags: bool,
+    /// Written by the pod's author (annotations), not the operator (conf.d, etcd).
+    from_pod: bool,
 }
 
 /// What every candidate of one container (or of the static configs) shares.
@@ -144,6 +154,8 @@ struct Scope<'a> {
     entity: Entity,
     tags: Vec<String>,
     tolerate_unready: bool,
+    /// What an instance from the pod's annotations may reach: its IPs and declared ports.
+    pod_reach: Reach,
 }
 
 pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
@@ -181,6 +193,7 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                 init_config: &t.init_config,
                 instance: &t.instance,
                 ignore_tags: t.ignore_autodiscovery_tags,
+                from_pod: true,
             })
             .collect();
         let identifiers = ad_identifiers(container, ann);
@@ -203,6 +216,7 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                     init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                     instance,
                     ignore_tags: false,
+                    from_pod: false,
                 });
             }
         }
@@ -222,12 +236,32 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
             entity,
             tags: tagger::container_tags(pod, container, &annotation_tags, ctx.tagging).at(ctx.tagging.checks_cardinality),
             tolerate_unready: parsed.tolerate_unready,
+            pod_reach: pod_reach(pod, container),
         };
         for candidate in candidates {
             scope.emit(candidate, &mut out);
         }
     }
     out
+}
+
+/// A pod's IPs and a container's declared ports (any port when it declares none).
+fn pod_reach(pod: &Pod, container: &Container) -> Reach {
+    let status = &pod.status;
+    let mut ips: Vec<std::net::IpAddr> = Vec::new();
+    for ip in status.pod_ip.iter().chain(status.pod_ips.iter().map(|p| &p.ip)) {
+        if let Ok(ip) = ip.parse()
+            && !ips.contains(&ip)
+        {
+            ips.push(ip);
+        }
+    }
+    let ports = container
+        .ports
+        .iter()
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .collect();
+    Reach::Pod { ips, ports }
 }
 
 /// What file templates match: the custom `check.id`, else the image name and short name.
@@ -250,6 +284,7 @@ pub fn static_configs(files: &[CheckTemplate], ctx: &DiscoveryContext) -> PodCon
             entity: file.entity(),
             tags: Vec::new(),
             tolerate_unready: false,
+            pod_reach: Reach::Operator,
         };
         for instance in &file.instances {
             let candidate = Candidate {
@@ -259,6 +294,7 @@ pub fn static_configs(files: &[CheckTemplate], ctx: &DiscoveryContext) -> PodCon
                 init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                 instance,
                 ignore_tags: false,
+                from_pod: false,
             };
             scope.emit(candidate, &mut out);
         }
@@ -279,6 +315,13 @@ impl Scope<'_> {
         };
         if !(self.ctx.known_checks)(c.check) {
             let reason = format!("no check component `{}.wasm` in checks.d", c.check);
+            out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
+            out.unresolved.push(unresolved(reason));
+            return;
+        }
+        if c.from_pod
+            && let Err(reason) = (self.ctx.may_request)(c.check, &self.source.namespace)
+        {
             out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
             out.unresolved.push(unresolved(reason));
             return;
@@ -334,6 +377,7 @@ impl Scope<'_> {
             tags: if c.ignore_tags { Vec::new() } else { self.tags.clone() },
             tolerate_unready: self.tolerate_unready,
             min_collection_interval,
+            reach: if c.from_pod { self.pod_reach.clone() } else { Reach::Operator },
         });
     }
 }

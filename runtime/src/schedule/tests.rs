@@ -92,6 +92,7 @@ fn desired(id: &str, tags: &[&str], paused: bool) -> Desired {
         tags: tags.iter().map(|t| t.to_string()).collect(),
         tolerate_unready: false,
         min_collection_interval: None,
+        reach: Default::default(),
     };
     Desired { config, paused }
 }

@@ -268,6 +268,7 @@ mod tests {
             tags: Vec::new(),
             tolerate_unready: false,
             min_collection_interval: None,
+            reach: Default::default(),
         };
         Batch { config: Arc::new(config), flushed: Flushed::default(), at: SystemTime::now() }
     }

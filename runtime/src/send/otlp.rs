@@ -389,6 +389,7 @@ mod tests {
             tags: Vec::new(),
             tolerate_unready: false,
             min_collection_interval: None,
+            reach: Default::default(),
         };
         Batch { config: Arc::new(config), flushed, at: when }
     }

@@ -484,6 +484,7 @@ mod tests {
             tags: Vec::new(),
             tolerate_unready: false,
             min_collection_interval: None,
+            reach: Default::default(),
         };
         Batch { config: Arc::new(config), flushed: Flushed { series, service_checks, events: Vec::new() }, at: SystemTime::now() }
     }

@@ -3,6 +3,8 @@
 
 pub mod server;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// `GET /status`: what runs and how it went (`adrt info --json`).
@@ -22,6 +24,9 @@ pub struct Status {
     /// The DogStatsD server, when it listens.
     #[serde(default)]
     pub dogstatsd: Option<DogstatsdStatus>,
+    /// Refusals of the checks' policies so far, by rule (`adrt.policy.denied`).
+    #[serde(default)]
+    pub policy_denied: BTreeMap<String, u64>,
 }
 
 /// What DogStatsD received (see `dogstatsd`), in the words of the Datadog agent's `DogStatsD`

@@ -1,15 +1,25 @@
-//! `files`: read-only access to host files and directories.
+//! `files`: read-only access to host files and directories, under the check's file roots.
 //!
-//! Only regular files are read (a FIFO or device could block or never end), up to a size limit.
+//! A path is read only when it lies under a root the check's policy grants (`procfs`, `sysfs`,
+//! explicit paths), and it is opened *beneath* that root's directory handle (openat2 with
+//! `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`): neither `..` nor a symlink nor procfs's magic
+//! links (`/proc/<pid>/root`) lead out of it. Only regular files are read (a FIFO or device could block or never end), up to a size limit.
 //! procfs and sysfs files are read synchronously: they are generated in memory and never wait
 //! on a disk, and a blocking-pool hop would cost more than the read itself.
 
+use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use crate::exec::bindings::adrt::check::files::{DirEntry, EntryKind, Error, Host};
 use crate::exec::policy::Import;
 use crate::exec::store::StoreState;
+use crate::policy::FileRoot;
 use crate::regular_file::{self, ReadError};
 
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -18,12 +28,77 @@ pub const MAX_DIR_ENTRIES: usize = 100_000;
 impl Host for StoreState {
     async fn read(&mut self, path: String) -> Result<Vec<u8>, Error> {
         self.allow(Import::ReadFile { path: &path }).map_err(Error::Denied)?;
-        read_file(&path)
+        let file = self.open_granted(&path, FILE_FLAGS)?;
+        read_open_file(&path, File::from(file), MAX_FILE_BYTES)
     }
 
     async fn list_dir(&mut self, path: String) -> Result<Vec<DirEntry>, Error> {
         self.allow(Import::ListDir { path: &path }).map_err(Error::Denied)?;
-        list_dir(&path)
+        let dir = self.open_granted(&path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        list_open_dir(&path, dir)
+    }
+}
+
+/// How files are opened: read-only, non-blocking so that a FIFO cannot hold the open, never
+/// becoming the controlling terminal.
+pub(crate) const FILE_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::NONBLOCK).union(OFlags::NOCTTY);
+
+impl StoreState {
+    /// Opens `path` beneath the check's file root it lies under. A path outside every root, or
+    /// one that resolves out of its root, is refused (rule `file-root`), counted and logged.
+    pub(crate) fn open_granted(&self, path: &str, flags: OFlags) -> Result<OwnedFd, Error> {
+        let refuse = |state: &StoreState, why: String| {
+            let message = format!("{path}: refused by the file rule `file-root`: {why}");
+            state.denied("file-root", &message);
+            Error::Denied(message)
+        };
+        let (index, rest) = self.policy.file_root(path).map_err(|why| refuse(self, why))?;
+        match self.roots.open(index, rest, flags) {
+            Ok(fd) => Ok(fd),
+            Err(Errno::XDEV | Errno::LOOP) => {
+                let root = &self.policy.files[index];
+                Err(refuse(self, format!("it resolves out of the root {} ({}) through `..` or a symlink", root.grant, root.path.display())))
+            }
+            Err(errno) => Err(io_error(path, errno.into())),
+        }
+    }
+}
+
+/// The directory handles of a check's file roots, each opened on first use.
+pub struct RootDirs {
+    roots: Vec<(PathBuf, OnceLock<OwnedFd>)>,
+}
+
+impl RootDirs {
+    pub fn new(files: &[FileRoot]) -> Self {
+        RootDirs { roots: files.iter().map(|root| (root.path.clone(), OnceLock::new())).collect() }
+    }
+
+    /// Opens `rest` beneath root `index` (see the module's doc).
+    pub fn open(&self, index: usize, rest: &Path, flags: OFlags) -> Result<OwnedFd, Errno> {
+        let (root_path, handle) = &self.roots[index];
+        let root = match handle.get() {
+            Some(fd) => fd,
+            None => {
+                let fd = rustix::fs::open(root_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+                handle.get_or_init(|| fd)
+            }
+        };
+        let rest = if rest.as_os_str().is_empty() { Path::new(".") } else { rest };
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        match rustix::fs::openat2(root.as_fd(), rest, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+            // Kernels before 5.6: the resolved path must still lie under the resolved root
+            // (racy against a symlink swapped in between, where openat2 is not).
+            Err(Errno::NOSYS) => {
+                let root = std::fs::canonicalize(root_path).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+                let target = std::fs::canonicalize(root_path.join(rest)).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+                if !target.starts_with(&root) {
+                    return Err(Errno::XDEV);
+                }
+                rustix::fs::open(&target, flags | OFlags::CLOEXEC, Mode::empty())
+            }
+            result => result,
+        }
     }
 }
 
@@ -48,10 +123,19 @@ pub fn read_file(path: &str) -> Result<Vec<u8>, Error> {
 
 /// Reads a regular file of at most `max_bytes`: opened non-blocking, anything else refused.
 pub fn read_regular_file(path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
-    let (file, meta) = regular_file::open(Path::new(path)).map_err(|e| match e {
+    let (file, _) = regular_file::open(Path::new(path)).map_err(|e| match e {
         ReadError::Io(e) => io_error(path, e),
         other => Error::Io(format!("{path}: {other}")),
     })?;
+    read_open_file(path, file, max_bytes)
+}
+
+/// Reads an opened file whole if it is a regular file of at most `max_bytes`.
+pub(crate) fn read_open_file(path: &str, file: File, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Io(format!("{path}: not a regular file")));
+    }
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
         scratch.reserve(MIN_READ_BYTES.max(meta.len().min(max_bytes + 1) as usize));
@@ -84,6 +168,31 @@ pub fn list_dir(path: &str) -> Result<Vec<DirEntry>, Error> {
             _ => EntryKind::Other,
         };
         entries.push(DirEntry { name: entry.file_name().to_string_lossy().into_owned(), kind });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// Lists an opened directory, sorted by name.
+fn list_open_dir(path: &str, dir: OwnedFd) -> Result<Vec<DirEntry>, Error> {
+    let mut entries = Vec::new();
+    let mut reader = rustix::fs::Dir::new(dir).map_err(|e| io_error(path, e.into()))?;
+    while let Some(entry) = reader.next() {
+        let entry = entry.map_err(|e| io_error(path, e.into()))?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if entries.len() == MAX_DIR_ENTRIES {
+            return Err(Error::Io(format!("{path}: more than {MAX_DIR_ENTRIES} entries")));
+        }
+        let kind = match entry.file_type() {
+            rustix::fs::FileType::Symlink => EntryKind::Symlink,
+            rustix::fs::FileType::Directory => EntryKind::Directory,
+            rustix::fs::FileType::RegularFile => EntryKind::File,
+            _ => EntryKind::Other,
+        };
+        entries.push(DirEntry { name: String::from_utf8_lossy(name).into_owned(), kind });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)

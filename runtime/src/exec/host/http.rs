@@ -1,4 +1,11 @@
-//! `http`: outbound HTTP(S) for checks, bounded by the request's timeout and the call's deadline.
+//! `http`: outbound HTTP(S) for checks, bounded by the request's timeout and the call's deadline,
+//! under the egress rules of [`crate::policy::egress`].
+//!
+//! A URL's host name is resolved here, once; each address is checked and only the allowed ones
+//! are connected to (the client is pinned to them), so a name cannot resolve to one address for
+//! the check and another for the connection. Redirects are followed here, not by the client: each
+//! hop is checked again, and credentials are not carried to another origin. No proxy is used: a
+//! proxy would connect where the rules never looked.
 //!
 //! Credentials are the host's to guard: a `bearer-file` or `ca-file` a check names is used only
 //! when [`Credentials`](crate::exec::services::Credentials) allows it (the agent's own kubelet
@@ -6,21 +13,30 @@
 //! regular file of bounded size. Response bodies are capped before they are buffered.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use reqwest::Url;
 use sha2::{Digest, Sha256};
+use url::Host;
 
-use crate::exec::bindings::adrt::check::http::{Auth, Error, Host, Request, Response};
+use crate::exec::bindings::adrt::check::files::Error as FilesError;
+use crate::exec::bindings::adrt::check::http::{Auth, Error, Host as HttpHost, Request, Response};
 use crate::exec::policy::Import;
+use crate::exec::services::HostServices;
 use crate::exec::store::StoreState;
+use crate::policy::{CheckPolicy, Reach};
 
 /// A token file larger than this is not a token.
 const MAX_TOKEN_BYTES: u64 = 64 << 10;
 /// A CA bundle larger than this is not one a check needs.
 const MAX_CA_BYTES: u64 = 1 << 20;
-/// Clients kept at most; each distinct CA bundle makes one.
-const MAX_CLIENTS: usize = 16;
+/// Clients kept at most; each distinct CA bundle and pinned host name makes one.
+const MAX_CLIENTS: usize = 64;
+/// Redirects followed at most, as reqwest's default policy.
+const MAX_REDIRECTS: usize = 5;
 
 /// Clients by TLS settings, built once and shared.
 #[derive(Default)]
@@ -36,20 +52,25 @@ struct ClientKey {
     https: bool,
     tls_verify: bool,
     ca: Option<[u8; 32]>,
+    /// A host name and the checked addresses it connects to.
+    pinned: Option<(String, Vec<SocketAddr>)>,
 }
 
 impl HttpClients {
     /// The client for these settings; errors name `url`, the request that needed it.
-    fn get(&self, https: bool, tls_verify: bool, ca_pem: Option<&[u8]>, url: &str) -> Result<reqwest::Client, Error> {
-        let key = ClientKey { https, tls_verify, ca: ca_pem.map(|pem| Sha256::digest(pem).into()) };
+    fn get(&self, key: ClientKey, ca_pem: Option<&[u8]>, url: &str) -> Result<reqwest::Client, Error> {
         if let Some(client) = self.clients.lock().get(&key) {
             return Ok(client.clone());
         }
         let mut builder = reqwest::Client::builder()
-            .tls_built_in_root_certs(https)
-            .danger_accept_invalid_certs(!tls_verify)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .tls_built_in_root_certs(key.https)
+            .danger_accept_invalid_certs(!key.tls_verify)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .pool_idle_timeout(Duration::from_secs(60));
+        if let Some((host, addresses)) = &key.pinned {
+            builder = builder.resolve_to_addrs(host, addresses);
+        }
         if let Some(pem) = ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Tls(format!("{url}: CA bundle: {}", chain(&e))))?;
@@ -76,47 +97,108 @@ impl HttpClients {
     }
 }
 
-/// Reads a credential file off the runtime thread; errors name the URL and the file, never
-/// its content.
-async fn read_credential(url: &str, what: &str, path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
-    let owned = std::path::PathBuf::from(path);
-    // The leaf reader, not the checks' `files.read`: that one keeps a per-thread scratch buffer
-    // for procfs, which blocking-pool threads have no use for.
-    let read = tokio::task::spawn_blocking(move || crate::regular_file::read(&owned, max_bytes)).await;
-    match read {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(Error::InvalidRequest(format!("{url}: {what} {path}: {e}"))),
-        Err(e) => Err(Error::Other(format!("{url}: reading {what} {path}: {e}"))),
+/// Where a credential file a request names is read from.
+enum CredentialFile {
+    /// Allowed by the credential rules (the agent's kubelet files, `credential_files`): read by path.
+    Listed(String),
+    /// Under the check's file roots: already opened beneath its root.
+    Granted(std::fs::File),
+}
+
+impl CredentialFile {
+    /// Reads the file off the runtime thread; errors name the URL and the file, never its content.
+    async fn read(self, url: &str, what: &str, path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
+        // The leaf reader, not the checks' `files.read`: that one keeps a per-thread scratch
+        // buffer for procfs, which blocking-pool threads have no use for.
+        let read = match self {
+            CredentialFile::Listed(path) => {
+                tokio::task::spawn_blocking(move || crate::regular_file::read(std::path::Path::new(&path), max_bytes)).await
+            }
+            CredentialFile::Granted(file) => tokio::task::spawn_blocking(move || crate::regular_file::read_opened(file, max_bytes)).await,
+        };
+        match read {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(Error::InvalidRequest(format!("{url}: {what} {path}: {e}"))),
+            Err(e) => Err(Error::Other(format!("{url}: reading {what} {path}: {e}"))),
+        }
     }
 }
 
-impl Host for StoreState {
+impl StoreState {
+    /// The credential file `path` for a request to `url`, if the credential rules (`listed`) or
+    /// the check's file roots allow it; else refused by the rule `credential-file`.
+    fn credential_file(&self, url: &str, what: &str, path: &str, listed: Result<(), String>) -> Result<CredentialFile, Error> {
+        let why = match listed {
+            Ok(()) => return Ok(CredentialFile::Listed(path.to_string())),
+            Err(why) => why,
+        };
+        if self.policy.file_root(path).is_err() {
+            let message = format!("{url}: refused by the credential rule `credential-file`: {why}, nor under the check's file roots");
+            self.denied("credential-file", &message);
+            return Err(Error::Denied(message));
+        }
+        match self.open_granted(path, super::files::FILE_FLAGS) {
+            Ok(fd) => Ok(CredentialFile::Granted(fd.into())),
+            Err(FilesError::Denied(message)) => Err(Error::Denied(format!("{url}: {what} {message}"))),
+            Err(FilesError::NotFound(path)) => Err(Error::InvalidRequest(format!("{url}: {what} {path}: not found"))),
+            Err(FilesError::Io(message)) => Err(Error::InvalidRequest(format!("{url}: {what} {message}"))),
+        }
+    }
+
+    /// What the egress rules need to judge this call's requests, detached from the store.
+    fn gate(&self) -> Gate {
+        Gate {
+            services: self.services.clone(),
+            policy: self.policy.clone(),
+            reach: self.call.reach.clone(),
+            check: self.check.clone(),
+            instance: self.call.instance_id.clone(),
+        }
+    }
+}
+
+impl HttpHost for StoreState {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
         self.allow(Import::Http { method: &request.method, url: &request.url })
             .map_err(|why| Error::Denied(format!("{}: {why}", request.url)))?;
-        let credentials = &self.services.credentials;
-        if let Some(Auth::BearerFile(path)) = &request.auth {
-            credentials.allow_token(path, &request.url).map_err(|why| Error::Denied(format!("{}: {why}", request.url)))?;
-        }
-        if let Some(path) = &request.ca_file {
-            credentials.allow_ca(path).map_err(|why| Error::Denied(format!("{}: {why}", request.url)))?;
-        }
+        let url = request.url.clone();
+        let token_file = match &request.auth {
+            Some(Auth::BearerFile(path)) => {
+                let listed = self.services.credentials.allow_token(path, &url);
+                Some((path.clone(), self.credential_file(&url, "bearer token file", path, listed)?))
+            }
+            _ => None,
+        };
+        let ca_file = match &request.ca_file {
+            Some(path) => {
+                let listed = self.services.credentials.allow_ca(path);
+                Some((path.clone(), self.credential_file(&url, "CA file", path, listed)?))
+            }
+            None => None,
+        };
         let remaining = self.call.remaining();
         let timeout = request.timeout_ms.map_or(remaining, |ms| remaining.min(Duration::from_millis(ms.into())));
         if timeout.is_zero() {
-            return Err(Error::Timeout(format!("{}: no time left before the check's deadline", request.url)));
+            return Err(Error::Timeout(format!("{url}: no time left before the check's deadline")));
         }
-        let url = request.url.clone();
-        let limit = self.response_limit;
-        let services = self.services.clone();
+        let limit = self.policy.limits.response_bytes();
+        let gate = self.gate();
         let exchange = async move {
-            let ca_pem = match &request.ca_file {
-                Some(path) => Some(read_credential(&request.url, "CA file", path, MAX_CA_BYTES).await?),
+            let ca_pem = match ca_file {
+                Some((path, file)) => Some(file.read(&request.url, "CA file", &path, MAX_CA_BYTES).await?),
                 None => None,
             };
-            let https = request.url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
-            let client = services.http.get(https, request.tls_verify, ca_pem.as_deref(), &request.url)?;
-            perform(client, request, limit).await
+            let token = match (&request.auth, token_file) {
+                (Some(Auth::Bearer(token)), _) => Some(token.clone()),
+                (_, Some((path, file))) => {
+                    let token = file.read(&request.url, "bearer token file", &path, MAX_TOKEN_BYTES).await?;
+                    let token = String::from_utf8(token)
+                        .map_err(|_| Error::InvalidRequest(format!("{}: bearer token file {path} is not text", request.url)))?;
+                    Some(token.trim().to_string())
+                }
+                _ => None,
+            };
+            perform(&gate, request, ca_pem, token, limit).await
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
@@ -125,44 +207,129 @@ impl Host for StoreState {
     }
 }
 
-async fn perform(client: reqwest::Client, request: Request, limit: usize) -> Result<Response, Error> {
-    let method = reqwest::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| Error::InvalidRequest(format!("{}: bad method {:?}", request.url, request.method)))?;
-    let url = reqwest::Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("{:?}: {e}", request.url)))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::InvalidRequest(format!("{}: only http and https URLs", request.url)));
-    }
-    let mut builder = client.request(method, url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name, value);
-    }
-    match &request.auth {
-        Some(Auth::Bearer(token)) => builder = builder.bearer_auth(token),
-        Some(Auth::BearerFile(path)) => {
-            let token = read_credential(&request.url, "bearer token file", path, MAX_TOKEN_BYTES).await?;
-            let token = String::from_utf8(token)
-                .map_err(|_| Error::InvalidRequest(format!("{}: bearer token file {path} is not text", request.url)))?;
-            builder = builder.bearer_auth(token.trim());
+/// Judges each hop of a request by the egress rules of the call's check and instance.
+struct Gate {
+    services: Arc<HostServices>,
+    policy: Arc<CheckPolicy>,
+    reach: Reach,
+    check: Arc<str>,
+    instance: String,
+}
+
+impl Gate {
+    /// Resolves `url`'s host (once) and keeps the addresses the rules allow: `None` for an IP
+    /// literal (nothing to pin), else the name and its allowed addresses. `original` (the
+    /// request's URL) starts every message.
+    async fn admit(&self, original: &str, url: &Url) -> Result<Option<(String, Vec<SocketAddr>)>, Error> {
+        let hop = if url.as_str() == original { String::new() } else { format!("redirected to {url}: ") };
+        let port = url.port_or_known_default().ok_or_else(|| Error::InvalidRequest(format!("{original}: {hop}no port")))?;
+        let (host, addresses, name) = match url.host() {
+            Some(Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)], None),
+            Some(Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)], None),
+            Some(Host::Domain(name)) => {
+                let name = name.to_ascii_lowercase();
+                let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
+                    .await
+                    .map_err(|e| Error::Connect(format!("{original}: {hop}resolving {name}: {e}")))?
+                    .collect();
+                (name.clone(), addresses, Some(name))
+            }
+            None => return Err(Error::InvalidRequest(format!("{original}: {hop}no host"))),
+        };
+        let network = &self.services.network;
+        let mut allowed = Vec::new();
+        let mut denial = None;
+        for address in addresses {
+            match network.decide(&self.policy.egress, &self.reach, &host, address) {
+                Ok(()) => allowed.push(address),
+                Err(refused) => {
+                    denial.get_or_insert(refused);
+                }
+            }
         }
-        None => {}
+        if allowed.is_empty() {
+            let Some(denial) = denial else {
+                return Err(Error::Connect(format!("{original}: {hop}{host} resolves to no address")));
+            };
+            let message = format!("{original}: {hop}{denial}");
+            self.services.denials.record(denial.rule, &self.check, &self.instance, &message);
+            return Err(Error::Denied(message));
+        }
+        Ok(name.map(|name| (name, allowed)))
     }
-    if let Some(body) = request.body {
-        builder = builder.body(body);
+}
+
+/// Headers not carried to another origin on a redirect (as reqwest and browsers do).
+fn sensitive(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization", "www-authenticate"].iter().any(|s| name.eq_ignore_ascii_case(s))
+}
+
+async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: Option<String>, limit: usize) -> Result<Response, Error> {
+    let original = request.url.as_str();
+    let mut method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| Error::InvalidRequest(format!("{original}: bad method {:?}", request.method)))?;
+    let mut url = Url::parse(original).map_err(|e| Error::InvalidRequest(format!("{original:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidRequest(format!("{original}: only http and https URLs")));
     }
-    let mut response = builder.send().await.map_err(|e| classify(&request.url, &e))?;
+    let first_origin = url.origin();
+    let ca = ca_pem.as_deref().map(|pem| Sha256::digest(pem).into());
+    let mut body = request.body;
+    for hop in 0..=MAX_REDIRECTS {
+        let pinned = gate.admit(original, &url).await?;
+        let key = ClientKey { https: url.scheme() == "https", tls_verify: request.tls_verify, ca, pinned };
+        let client = gate.services.http.get(key, ca_pem.as_deref(), original)?;
+        let same_origin = url.origin() == first_origin;
+        let mut builder = client.request(method.clone(), url.clone());
+        for (name, value) in &request.headers {
+            if same_origin || !sensitive(name) {
+                builder = builder.header(name, value);
+            }
+        }
+        if let Some(token) = token.as_deref().filter(|_| same_origin) {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(body) = &body {
+            builder = builder.body(body.clone());
+        }
+        let response = builder.send().await.map_err(|e| classify(original, &e))?;
+        let status = response.status();
+        let location = response.headers().get(reqwest::header::LOCATION).filter(|_| status.is_redirection());
+        let Some(location) = location else { return read_response(original, response, limit).await };
+        if hop == MAX_REDIRECTS {
+            return Err(Error::Other(format!("{original}: more than {MAX_REDIRECTS} redirects")));
+        }
+        let next = location
+            .to_str()
+            .ok()
+            .and_then(|location| url.join(location).ok())
+            .filter(|next| matches!(next.scheme(), "http" | "https"))
+            .ok_or_else(|| Error::Other(format!("{original}: a redirect to an invalid or non-HTTP location")))?;
+        // 301, 302 and 303 turn a request other than HEAD into a GET without body, as clients do.
+        if matches!(status.as_u16(), 301..=303) && method != reqwest::Method::HEAD {
+            method = reqwest::Method::GET;
+            body = None;
+        }
+        url = next;
+    }
+    unreachable!("the loop returns by its last hop")
+}
+
+/// The status, headers and body of a response, the body bounded by `limit`.
+async fn read_response(url: &str, mut response: reqwest::Response, limit: usize) -> Result<Response, Error> {
     let status = response.status().as_u16();
     let headers = response
         .headers()
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let over_limit = || Error::Other(format!("{}: response body over the check's limit of {} bytes", request.url, limit));
+    let over_limit = || Error::Other(format!("{url}: response body over the check's limit of {limit} bytes (limits.response_mib)"));
     // Refused before reading when the peer says how much it sends; counted as it comes otherwise.
     if response.content_length().is_some_and(|length| length > limit as u64) {
         return Err(over_limit());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&request.url, &e))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
         if body.len() + chunk.len() > limit {
             return Err(over_limit());
         }
@@ -206,6 +373,10 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    fn key(ca_pem: Option<&[u8]>) -> ClientKey {
+        ClientKey { https: true, tls_verify: true, ca: ca_pem.map(|pem| Sha256::digest(pem).into()), pinned: None }
+    }
+
     fn certificate(dir: &std::path::Path, name: &str) -> Vec<u8> {
         std::fs::read(adrt_testkit::self_signed_certificate(dir, name).0).unwrap()
     }
@@ -214,22 +385,23 @@ mod tests {
     fn clients_are_shared_per_ca_content_and_bounded() {
         let clients = HttpClients::default();
         let url = "https://kubelet:10250/pods";
-        clients.get(true, true, None, url).unwrap();
-        clients.get(true, true, None, url).unwrap();
+        clients.get(key(None), None, url).unwrap();
+        clients.get(key(None), None, url).unwrap();
         assert_eq!(clients.len(), 1);
         // Garbage is no CA bundle: an error naming the URL, and no client kept for it.
-        let error = clients.get(true, true, Some(b"not a certificate"), url).map(|_| ()).unwrap_err();
+        let error = clients.get(key(Some(b"not a certificate")), Some(b"not a certificate"), url).map(|_| ()).unwrap_err();
         assert!(matches!(&error, Error::Tls(m) if m.starts_with(url)), "{error:?}");
         assert_eq!(clients.len(), 1);
         // The same bundle (whatever path it was read from) shares one client.
         let dir = adrt_testkit::scratch_dir("ca-bundles");
         let first = certificate(&dir, "ca-0");
-        clients.get(true, true, Some(&first), url).unwrap();
-        clients.get(true, true, Some(&first.clone()), url).unwrap();
+        clients.get(key(Some(&first)), Some(&first), url).unwrap();
+        clients.get(key(Some(&first)), Some(&first.clone()), url).unwrap();
         assert_eq!(clients.len(), 2);
         // Many distinct bundles never hold more than the bound.
         for i in 1..=MAX_CLIENTS + 4 {
-            clients.get(true, true, Some(&certificate(&dir, &format!("ca-{i}"))), url).unwrap();
+            let pem = certificate(&dir, &format!("ca-{i}"));
+            clients.get(key(Some(&pem)), Some(&pem), url).unwrap();
             assert!(clients.len() <= MAX_CLIENTS, "{} clients", clients.len());
         }
     }

@@ -9,8 +9,11 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 
 impl Host for StoreState {
     fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        if self.allow(Import::Log).is_err() {
-            return Ok(());
+        self.allow(Import::Log).map_err(|why| wasmtime::format_err!("{why}"))?;
+        self.call.log_lines += 1;
+        let limit = self.policy.limits.log_lines_per_run;
+        if self.call.log_lines > limit {
+            wasmtime::bail!("{}", self.call.exceed("log_lines_per_run", limit));
         }
         let cut = truncate(&message);
         // One call, one line: newlines and escapes from a check cannot forge others.

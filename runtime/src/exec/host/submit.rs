@@ -6,15 +6,14 @@ use crate::exec::bindings::adrt::check::types as wit;
 use crate::exec::policy::Import;
 use crate::exec::store::StoreState;
 
-/// More submissions than this in one run is a runaway check; it is stopped, not truncated.
-pub const MAX_SUBMISSIONS_PER_RUN: usize = 200_000;
-
 impl StoreState {
-    fn admit_submission(&self) -> wasmtime::Result<()> {
-        self.allow(Import::Submit).map_err(|why| wasmtime::format_err!("submission denied: {why}"))?;
+    /// More submissions than `metrics_per_run` is a runaway check: it is stopped, not truncated.
+    fn admit_submission(&mut self) -> wasmtime::Result<()> {
+        self.allow(Import::Submit).map_err(|why| wasmtime::format_err!("{why}"))?;
         let s = &self.call.submissions;
-        if s.samples.len() + s.service_checks.len() + s.events.len() >= MAX_SUBMISSIONS_PER_RUN {
-            wasmtime::bail!("more than {MAX_SUBMISSIONS_PER_RUN} submissions in one run");
+        let limit = self.policy.limits.metrics_per_run;
+        if s.samples.len() + s.service_checks.len() + s.events.len() >= limit as usize {
+            wasmtime::bail!("{}", self.call.exceed("metrics_per_run", limit));
         }
         Ok(())
     }
