@@ -78,6 +78,11 @@ impl RunningAgent {
         RunningAgent { child, status_addr, health_addr, dir }
     }
 
+    /// Where the status API listens.
+    pub(crate) fn status_addr(&self) -> SocketAddr {
+        self.status_addr
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -414,7 +419,7 @@ async fn a_spinning_check_neither_stalls_the_agent_nor_its_neighbours() {
     // The loop may spin for 60 s. The agent has one thread, so the status polls and the nginx
     // runs below only happen if guest code yields; wait_for gives up after 40 s.
     let agent = RunningAgent::start(&[
-        "--pods-file", path(&pods_file), "--conf-dir", path(&conf_d), "--checks-dir", path(&checks), "--call-timeout", "60",
+        "--pods-file", path(&pods_file), "--conf-dir", path(&conf_d), "--checks-dir", path(&checks), "--limits", "time_seconds=60",
         "--check-interval", "1",
     ]);
     let hostile = |info: &Value| -> Value {

@@ -413,6 +413,21 @@ impl FakeHost {
         self.write("proc/1/net/snmp", &SNMP.replace("IN_SEGS", &in_segs.to_string()));
     }
 
+    /// The agent's settings that grant the check these roots (`--procfs-path`, `--sysfs-path`):
+    /// the file policy lets it read under the agent's roots only.
+    fn roots(&self) -> [String; 4] {
+        ["--procfs-path".into(), self.path("proc").display().to_string(), "--sysfs-path".into(), self.path("sys").display().to_string()]
+    }
+
+    /// `adrt check network` on this host with `instance` and `args`.
+    fn check(&self, instance: &str, args: &[&str]) -> std::process::Output {
+        let roots = self.roots();
+        let mut all = vec!["network", "--instance", instance];
+        all.extend(args);
+        all.extend(roots.iter().map(String::as_str));
+        adrt_check(&all)
+    }
+
     fn instance(&self, options: Value) -> String {
         let mut instance = json!({
             "procfs_path": self.path("proc"),
@@ -433,7 +448,7 @@ impl Drop for FakeHost {
 fn network_reads_the_host_namespace_under_a_procfs_root() {
     let host = FakeHost::new();
     let instance = host.instance(json!({"collect_connection_state": true, "excluded_interfaces": ["eth1"]}));
-    let out = adrt_check(&["network", "--instance", &instance, "--times", "2", "--json"]);
+    let out = host.check(&instance, &["--times", "2", "--json"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let report = stdout_json(&out);
     let run = &report["runs"][1];
@@ -494,7 +509,9 @@ fn network_rates_and_counts_over_two_samples() {
     let cache = scratch_dir("cache");
     let mut child = adrt()
         .args(["check", "network", "--instance", &instance, "--times", "2", "--pause", "1000", "--json"])
-        .args(["--log", "warn,check=debug", "--cache-dir"])
+        .args(["--log", "warn,check=debug"])
+        .args(host.roots())
+        .arg("--cache-dir")
         .arg(&cache)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -543,7 +560,7 @@ fn network_rates_and_counts_over_two_samples() {
 fn network_without_net_dev_fails_naming_the_file() {
     let host = FakeHost::new();
     std::fs::remove_file(host.path("proc/1/net/dev")).unwrap();
-    let out = adrt_check(&["network", "--instance", &host.instance(json!({})), "--json"]);
+    let out = host.check(&host.instance(json!({})), &["--json"]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     let error = stdout_json(&out)["runs"][0]["error"].as_str().unwrap().to_string();
     let path = host.path("proc/1/net/dev");
@@ -554,7 +571,7 @@ fn network_without_net_dev_fails_naming_the_file() {
 fn network_without_netstat_warns_naming_the_file_and_reports_the_rest() {
     let host = FakeHost::new();
     std::fs::remove_file(host.path("proc/1/net/netstat")).unwrap();
-    let out = adrt_check(&["network", "--instance", &host.instance(json!({})), "--json"]);
+    let out = host.check(&host.instance(json!({})), &["--json"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let path = host.path("proc/1/net/netstat");
     assert!(stderr(&out).contains(&format!("cannot read {}", path.display())), "{}", stderr(&out));

@@ -37,3 +37,6 @@ mod delivery;
 mod otlp;
 /// DogStatsD with the `datadog` PyPI client: values at the intake and in /metrics, origin detection.
 mod dogstatsd;
+/// The sandbox's policy: hostile pods' egress, files and credentials refused by rule, the
+/// namespace rule, every per-run limit; in a network namespace with loopback only.
+mod policy;

@@ -111,7 +111,7 @@ async fn a_flood_of_submissions_is_stopped() {
     let mut neighbour = Neighbour::start(&engine).await;
     let (error, _, usable) = hostile_run(&engine, &mut neighbour, serde_json::json!({"mode": "flood"})).await;
     match error {
-        Some(RunError::Trap(message)) => assert!(message.contains("more than 200000 submissions"), "{message}"),
+        Some(RunError::Limit(exceeded)) => assert_eq!(exceeded.to_string(), "limits.metrics_per_run of 200000 exceeded; the run was stopped"),
         other => panic!("expected the submission limit, got {other:?}"),
     }
     assert!(!usable, "a trapped instance is not reused");

@@ -128,7 +128,7 @@ impl CheckEngine {
     /// The policy of `name` under `manifest`, refused when its memory limit does not fit a slot.
     pub fn policy(&self, name: &str, manifest: Option<(PathBuf, Grants)>) -> Result<CheckPolicy, ExecError> {
         let failed = |message: String| ExecError::Policy { check: name.to_string(), message };
-        let policy = self.services.policies.policy(name, manifest).map_err(failed)?;
+        let policy = self.services.policies.policy(name, manifest, &self.settings.limits).map_err(failed)?;
         if policy.limits.memory_bytes() > self.settings.slot_memory {
             return Err(failed(format!(
                 "limits.memory_mib {} is over the {} MiB the engine's instance slots were sized for at start (the largest \

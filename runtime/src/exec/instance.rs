@@ -29,7 +29,7 @@ pub enum RunError {
     /// The check reported a failure (target down, unexpected response, ...).
     #[error("{0}")]
     Failed(String),
-    #[error("deadline of {} ms exceeded; the check was stopped", .0.as_millis())]
+    #[error("deadline of {} ms exceeded (limits.time_seconds); the check was stopped", .0.as_millis())]
     Deadline(Duration),
     #[error("{0}")]
     Memory(String),
@@ -174,7 +174,10 @@ fn from_check_error(error: CheckError) -> RunError {
 fn classify(store: &Store<StoreState>, trap: &wasmtime::Error, timeout: Duration) -> RunError {
     let state = store.data();
     if state.memory.exceeded.is_some() {
-        return RunError::Memory(format!("memory limit of {} MiB exceeded; the check was stopped", state.memory.limit >> 20));
+        return RunError::Memory(format!(
+            "memory limit of {} MiB exceeded (limits.memory_mib); the check was stopped",
+            state.memory.limit >> 20
+        ));
     }
     if let Some(exceeded) = &state.call.exceeded {
         return RunError::Limit(exceeded.clone());

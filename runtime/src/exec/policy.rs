@@ -37,7 +37,7 @@ pub struct LimitExceeded {
 
 impl std::fmt::Display for LimitExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "limit {} of {} exceeded; the run was stopped", self.name, self.limit)
+        write!(f, "limits.{} of {} exceeded; the run was stopped", self.name, self.limit)
     }
 }
 

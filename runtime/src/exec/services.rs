@@ -123,12 +123,11 @@ fn origin(url: &str) -> Option<(String, String, u16)> {
     Some((url.scheme().to_string(), url.host_str()?.to_ascii_lowercase(), url.port_or_known_default()?))
 }
 
-/// What a check's policy is built from, besides its manifest: the operator's settings of each
-/// check, the default limits and the host's roots.
+/// What a check's policy is built from, besides its manifest and the engine's default limits:
+/// the operator's settings of each check and the host's roots.
 #[derive(Debug, Clone)]
 pub struct PolicyInputs {
     pub operator: std::collections::BTreeMap<String, OperatorCheck>,
-    pub defaults: Limits,
     pub roots: HostRoots,
 }
 
@@ -136,14 +135,13 @@ impl PolicyInputs {
     pub fn from_config(config: &Config) -> Self {
         PolicyInputs {
             operator: config.checks.clone(),
-            defaults: config.limits,
             roots: HostRoots { procfs: config.procfs_path.clone().into(), sysfs: config.sysfs_path.clone().into() },
         }
     }
 
     /// The policy of `check` with this manifest (see [`CheckPolicy::build`]).
-    pub fn policy(&self, check: &str, manifest: Option<(PathBuf, Grants)>) -> Result<CheckPolicy, String> {
-        CheckPolicy::build(check, manifest, self.operator.get(check), &self.defaults, &self.roots)
+    pub fn policy(&self, check: &str, manifest: Option<(PathBuf, Grants)>, defaults: &Limits) -> Result<CheckPolicy, String> {
+        CheckPolicy::build(check, manifest, self.operator.get(check), defaults, &self.roots)
     }
 }
 
@@ -151,7 +149,6 @@ impl Default for PolicyInputs {
     fn default() -> Self {
         PolicyInputs {
             operator: Default::default(),
-            defaults: Limits::default(),
             roots: HostRoots { procfs: "/proc".into(), sysfs: "/sys".into() },
         }
     }

@@ -123,7 +123,14 @@ impl Network {
         if by_cidr || by_name {
             return Ok(());
         }
-        if egress.target && ips.iter().any(|own| own.to_canonical() == ip) {
+        let is_target = ips.iter().any(|own| own.to_canonical() == ip);
+        if is_target && !egress.target {
+            return Err(Denial {
+                rule: "not-target",
+                reason: format!("{ip} is the pod's own address, but the check is granted no egress to its target (egress.target = false)"),
+            });
+        }
+        if is_target {
             if ports.is_empty() || ports.contains(&port) {
                 return Ok(());
             }
@@ -182,6 +189,9 @@ mod tests {
         for other in ["10.244.1.8:80", "127.0.0.1:80", "10.0.0.5:10250", "8.8.8.8:80"] {
             assert_eq!(rule(net.decide(&egress, &pod(&[80]), "x", addr(other))), "not-target", "{other}");
         }
+        let no_target = Egress { target: false, ..Egress::default() };
+        let denial = net.decide(&no_target, &pod(&[80]), "x", addr("10.244.1.7:80")).unwrap_err();
+        assert!(denial.rule == "not-target" && denial.reason.contains("egress.target = false"), "{denial}");
         // An IPv4-mapped IPv6 spelling is the same address.
         assert_eq!(rule(net.decide(&egress, &pod(&[80]), "x", addr("[::ffff:10.244.1.7]:80"))), "allowed");
         assert_eq!(rule(net.decide(&egress, &pod(&[80]), "x", addr("[::ffff:169.254.169.254]:80"))), "link-local");

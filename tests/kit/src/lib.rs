@@ -8,6 +8,7 @@ pub mod fake_intake;
 pub mod fake_kube;
 pub mod local_kubelet;
 pub mod local_nginx;
+pub mod netns;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -27,6 +27,10 @@ pub enum Instance {
     Http { url: String },
     /// Count runs in the host-side state of this instance.
     Counter,
+    /// Log without end.
+    Chatter,
+    /// Call the host without end (reading state).
+    Calls,
 }
 
 impl Check for Hostile {
@@ -68,6 +72,12 @@ impl Check for Hostile {
                 let response = ctx.http_get(&url, &HttpOptions::default())?;
                 ctx.gauge("hostile.http_status", f64::from(response.status), &[]);
             }
+            Instance::Chatter => loop {
+                ctx.info("chatter");
+            },
+            Instance::Calls => loop {
+                std::hint::black_box(ctx.state_get("key"));
+            },
             Instance::Counter => {
                 let runs: u64 = ctx.state_get("runs").and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
                 ctx.state_set("runs", Some(&runs.to_string()));
