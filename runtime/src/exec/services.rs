@@ -11,6 +11,7 @@ use super::bindings::adrt::check::agent::{AgentContext, Kubelet};
 use super::host::http::HttpClients;
 use super::policy::{AllowAndCount, Policy};
 use crate::config::Config;
+use crate::secrets::Scrubber;
 
 /// The agent's settings a check may read (the WIT `agent` interface).
 #[derive(Debug, Clone)]
@@ -121,6 +122,9 @@ pub struct HostServices {
     pub policy: Arc<dyn Policy>,
     pub agent: AgentSettings,
     pub credentials: Credentials,
+    /// Secret values masked in what checks give back: the agent's API key and kubelet token,
+    /// the values of Secrets handed to checks, the bearer tokens the host reads for them.
+    pub scrubber: Arc<Scrubber>,
     pub(crate) http: HttpClients,
     /// Per check instance ID: the keys its runs keep (the WIT `state` interface).
     state: Mutex<HashMap<String, HashMap<String, String>>>,
@@ -130,12 +134,28 @@ impl HostServices {
     /// `credential_files`: what checks may use besides the agent's own (see [`Credentials`]).
     pub fn new(policy: Arc<dyn Policy>, agent: AgentSettings, credential_files: &[PathBuf]) -> Self {
         let credentials = Credentials::new(&agent, credential_files);
-        HostServices { policy, agent, credentials, http: HttpClients::default(), state: Mutex::new(HashMap::new()) }
+        HostServices {
+            policy,
+            agent,
+            credentials,
+            scrubber: Arc::default(),
+            http: HttpClients::default(),
+            state: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Allow-and-count policy; the agent settings and credential files of `config`.
+    /// Allow-and-count policy; the agent settings and credential files of `config`; its API key
+    /// and kubelet token scrubbed.
     pub fn from_config(config: &Config) -> Self {
-        Self::new(Arc::new(AllowAndCount::default()), AgentSettings::from_config(config), &config.credential_files)
+        let services = Self::new(Arc::new(AllowAndCount::default()), AgentSettings::from_config(config), &config.credential_files);
+        if let Some(key) = &config.api_key {
+            services.scrubber.add(key);
+        }
+        // A token that rotates is learnt again whenever the host reads it for a request.
+        if let Some(Ok(token)) = config.kubelet_token_path.as_ref().map(|path| crate::regular_file::read(path, 64 << 10)) {
+            services.scrubber.add(&String::from_utf8_lossy(&token));
+        }
+        services
     }
 
     pub(crate) fn state_get(&self, instance_id: &str, key: &str) -> Option<String> {

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::exec::bindings::adrt::check::http::{Auth, Error, Host, Request, Response};
 use crate::exec::policy::Import;
 use crate::exec::store::StoreState;
+use crate::secrets::Scrubber;
 
 /// A token file larger than this is not a token.
 const MAX_TOKEN_BYTES: u64 = 64 << 10;
@@ -116,7 +117,7 @@ impl Host for StoreState {
             };
             let https = request.url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
             let client = services.http.get(https, request.tls_verify, ca_pem.as_deref(), &request.url)?;
-            perform(client, request, limit).await
+            perform(client, request, limit, &services.scrubber).await
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
@@ -125,7 +126,8 @@ impl Host for StoreState {
     }
 }
 
-async fn perform(client: reqwest::Client, request: Request, limit: usize) -> Result<Response, Error> {
+/// `scrubber` learns every bearer token read from a file, so that no check can show one.
+async fn perform(client: reqwest::Client, request: Request, limit: usize, scrubber: &Scrubber) -> Result<Response, Error> {
     let method = reqwest::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| Error::InvalidRequest(format!("{}: bad method {:?}", request.url, request.method)))?;
     let url = reqwest::Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("{:?}: {e}", request.url)))?;
@@ -142,6 +144,7 @@ async fn perform(client: reqwest::Client, request: Request, limit: usize) -> Res
             let token = read_credential(&request.url, "bearer token file", path, MAX_TOKEN_BYTES).await?;
             let token = String::from_utf8(token)
                 .map_err(|_| Error::InvalidRequest(format!("{}: bearer token file {path} is not text", request.url)))?;
+            scrubber.add(&token);
             builder = builder.bearer_auth(token.trim());
         }
         None => {}
