@@ -37,3 +37,6 @@ mod delivery;
 mod otlp;
 /// DogStatsD with the `datadog` PyPI client: values at the intake and in /metrics, origin detection.
 mod dogstatsd;
+/// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx
+/// reached with the value, and no output that shows a secret.
+mod secrets;
