@@ -15,6 +15,9 @@
 //!   per WIT interface, and one run of one instance. Only this module knows wasmtime.
 //! - [`aggregate`]: what a run submitted → series (rates, deltas, histograms, tags).
 //! - [`send`]: the delivery queue and the sinks.
+//! - [`secrets`]: `ENC[k8s_secret@...]` handles resolved from Kubernetes Secrets on the way to
+//!   a run (never in `resolve`, so nothing shows a value), and the scrubber that masks known
+//!   secret values in whatever runs give back.
 //! - [`dogstatsd`]: a second source of results beside the checks: applications' metrics over
 //!   UDP and a Unix socket, tagged with the sender's pod, aggregated and handed to `send`.
 //!
@@ -42,6 +45,7 @@ pub mod schedule;
 pub mod exec;
 pub mod aggregate;
 pub mod send;
+pub mod secrets;
 pub mod dogstatsd;
 
 pub mod agent;

@@ -134,6 +134,12 @@ impl RunningAgent {
         panic!("timed out waiting for {what}\nlast status: {last:#?}\nagent log:\n{}", self.log());
     }
 
+    /// The status API's document at `path` (`/status`, `/configcheck`), as served.
+    pub(crate) async fn status_api(&self, path: &str) -> String {
+        let url = format!("http://{}{path}", self.status_addr);
+        reqwest::get(&url).await.expect("the status API answers").text().await.unwrap()
+    }
+
     pub(crate) async fn probe(&self, path: &str) -> u16 {
         let url = format!("http://{}{path}", self.health_addr);
         reqwest::get(&url).await.map(|r| r.status().as_u16()).unwrap_or(0)

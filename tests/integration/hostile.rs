@@ -36,7 +36,7 @@ fn all_instances(info: &Value) -> Vec<Value> {
     info["checks"].as_array().unwrap().iter().flat_map(|c| c["instances"].as_array().unwrap().clone()).collect()
 }
 
-fn instances_of_pod(info: &Value, pod: &str) -> Vec<Value> {
+pub(crate) fn instances_of_pod(info: &Value, pod: &str) -> Vec<Value> {
     all_instances(info).into_iter().filter(|i| i["source"]["pod"] == pod).collect()
 }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// here fails the test, so a new one is placed on purpose.
 const LAYERS: &[(&str, &[&str])] = &[
     ("leaves", &["text", "pod", "instance_id", "regular_file", "watchdog", "status"]),
-    ("shared model and settings", &["model", "config", "tagger"]),
-    ("pipeline stages", &["discover", "annotations", "confd", "store", "resolve", "schedule", "exec", "aggregate", "send", "dogstatsd"]),
+    ("shared model and settings", &["model", "config", "tagger", "policy"]),
+    ("pipeline stages", &["discover", "annotations", "confd", "store", "resolve", "schedule", "exec", "aggregate", "send", "dogstatsd", "secrets"]),
     ("the agent and the commands", &["agent", "cli"]),
 ];
 

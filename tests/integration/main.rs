@@ -40,3 +40,6 @@ mod dogstatsd;
 /// The sandbox's policy: hostile pods' egress, files and credentials refused by rule, the
 /// namespace rule, every per-run limit; in a network namespace with loopback only.
 mod policy;
+/// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx
+/// reached with the value, and no output that shows a secret.
+mod secrets;

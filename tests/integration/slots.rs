@@ -10,6 +10,7 @@ use adrt::agent::pipeline::Pipeline;
 use adrt::exec::{CheckEngine, CheckRegistry, EngineSettings};
 use adrt::resolve::{ResolvedConfig, Source};
 use adrt::schedule::{Desired, Scheduler};
+use adrt::secrets::SecretResolver;
 use adrt::send::{self, Batch, Sink};
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -120,7 +121,8 @@ fn hostile_ok(id: &str, namespace: &str) -> Desired {
 async fn a_slow_sink_delays_deliveries_not_runs() {
     let sink = Arc::new(SlowSink::default());
     let outbox = send::start(sink.clone(), 4, Duration::from_secs(15));
-    let scheduler = Scheduler::new(Arc::new(Pipeline::new(registry(4), outbox.clone())), Duration::from_secs(15), 2);
+    let secrets = Arc::new(SecretResolver::new(&[], None, Arc::default()));
+    let scheduler = Scheduler::new(Arc::new(Pipeline::new(registry(4), secrets, outbox.clone())), Duration::from_secs(15), 2);
     scheduler.reconcile(vec![hostile_ok("hostile:a", "team-a"), hostile_ok("hostile:b", "team-b")]);
     let heartbeat = scheduler.heartbeat();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

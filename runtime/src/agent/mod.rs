@@ -28,6 +28,7 @@ use crate::pod::Pod;
 use crate::model::{CheckTemplate, Problem, Severity};
 use crate::resolve::{DiscoveryContext, UnresolvedConfig};
 use crate::schedule::{Desired, Scheduler};
+use crate::secrets::SecretResolver;
 use crate::send::datadog::Forwarder;
 use crate::send::{self, Outbox, Sink};
 use crate::status::{self, ConfigCheck, EntityErrors, ListenerStatus, Status};
@@ -88,7 +89,9 @@ impl Agent {
             tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message));
         }
         let outbox = send::start(sink, config.delivery_queue, config.flush_interval);
-        let runner = Arc::new(pipeline::Pipeline::new(registry.clone(), outbox.clone()));
+        let scrubber = registry.engine().services().scrubber.clone();
+        let secrets = Arc::new(SecretResolver::new(&config.kubernetes_secrets, config.api_server.clone(), scrubber));
+        let runner = Arc::new(pipeline::Pipeline::new(registry.clone(), secrets, outbox.clone()));
         let scheduler = Scheduler::new(runner, config.check_interval, config.workers);
         let dogstatsd = (config.dogstatsd.udp_addr.is_some() || config.dogstatsd.socket.is_some())
             .then(|| Arc::new(DogStatsd::start(&config.dogstatsd, &config.procfs_path)));

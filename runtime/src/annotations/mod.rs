@@ -32,6 +32,12 @@ impl Format {
             Format::Legacy => "kubernetes annotations (service-discovery.datadoghq.com legacy)",
         }
     }
+
+    /// Whether `provider` (a resolved config's) is one of these formats: the config was written
+    /// by a pod's author, not by the operator.
+    pub fn names(provider: &str) -> bool {
+        [Format::V2, Format::V1, Format::Legacy].iter().any(|format| format.provider() == provider)
+    }
 }
 
 /// One instance template of one check, as an annotation declares it.

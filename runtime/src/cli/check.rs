@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use crate::aggregate::{Aggregator, Series};
 use crate::config::{Config, Layer};
+use crate::exec::{CheckEngine, CheckRegistry, EngineSettings, Event, Execution, HostServices, RunRequest, ServiceCheck, Status};
 use crate::policy::{CheckPolicy, Reach};
-use crate::exec::{CheckEngine, CheckRegistry, EngineSettings, Event, HostServices, RunRequest, ServiceCheck, Status};
 use crate::instance_id::instance_id;
 use crate::resolve::{ResolvedConfig, Source};
+use crate::secrets::{Author, SecretResolver};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -76,7 +77,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         if args.check_rate { (2, Duration::from_secs(1)) } else { (args.times, Duration::from_millis(args.pause)) };
 
     let config = Config::load(args.settings, args.config.as_deref())?;
-    let engine = CheckEngine::new(EngineSettings::from_config(&config), Arc::new(HostServices::from_config(&config)))?;
+    let services = Arc::new(HostServices::from_config(&config));
+    // The operator's command: any listed Secret, resolved for each run as the agent does.
+    let secrets = SecretResolver::new(&config.kubernetes_secrets, config.api_server.clone(), services.scrubber.clone());
+    let engine = CheckEngine::new(EngineSettings::from_config(&config), services)?;
     let registry = Arc::new(CheckRegistry::new(engine, config.checks_dir.clone()));
     let (init_json, instance_json) = (init_config.to_string(), instance.to_string());
     // A missing or invalid component is the command's failure (exit 2), not a run's.
@@ -105,16 +109,13 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         if n > 0 && !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        let request =
-            RunRequest {
-            tenant: "",
-            check: &args.name,
-            init_config: &init_json,
-            instance_id: &id,
-            instance: &instance_json,
-            reach: &resolved.reach,
+        let execution = match secrets.resolve(Author::Operator, &init_json, &instance_json).await {
+            Ok(resolved) => {
+                let (init_config, instance) = (&resolved.init_config, &resolved.instance);
+                registry.run_once(RunRequest { tenant: "", check: &args.name, init_config, instance_id: &id, instance, reach: &Reach::Operator }).await
+            }
+            Err(error) => Execution::failed(error.to_string()),
         };
-        let execution = registry.run_once(request).await;
         if execution.version.is_some() {
             report.version = execution.version;
         }

@@ -39,6 +39,7 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         max_instances_per_pod: reader.parse(&["ADRT_MAX_INSTANCES_PER_POD"])?,
         max_instances_per_namespace: reader.parse(&["ADRT_MAX_INSTANCES_PER_NAMESPACE"])?,
         credential_files: reader.list(&["ADRT_CREDENTIAL_FILES"]).map(|files| files.into_iter().map(Into::into).collect()),
+        kubernetes_secrets: reader.list(&["ADRT_KUBERNETES_SECRETS"]),
         watchdog: reader.parse(&["ADRT_WATCHDOG"])?,
         workers: reader.parse(&["ADRT_WORKERS", "DD_CHECK_RUNNERS"])?,
         delivery_queue: reader.parse(&["ADRT_DELIVERY_QUEUE"])?,
@@ -217,6 +218,13 @@ mod tests {
         let layer = env(&[("DD_API_KEY", "new"), ("API_KEY", "old"), ("DD_HEALTH_PORT", "6000")]).unwrap();
         assert_eq!(layer.api_key.as_deref(), Some("new"));
         assert_eq!(layer.health_addr.unwrap().to_string(), "0.0.0.0:6000");
+    }
+
+    #[test]
+    fn lists_are_comma_separated() {
+        let layer = env(&[("ADRT_KUBERNETES_SECRETS", "shop/db, web/x,"), ("ADRT_ENV_ALLOWLIST", "HOME")]).unwrap();
+        assert_eq!(layer.kubernetes_secrets.unwrap(), ["shop/db", "web/x"]);
+        assert_eq!(layer.env_allowlist.unwrap(), ["HOME"]);
     }
 
     #[test]

@@ -114,6 +114,11 @@ pub struct Layer {
     /// the kubelet token and CA of the agent, which go to the agent's kubelet only.
     #[arg(long, value_delimiter = ',')]
     pub credential_files: Option<Vec<PathBuf>>,
+    /// Kubernetes Secrets (`namespace/name`, comma-separated) whose keys configs may name as
+    /// `ENC[k8s_secret@<namespace>/<name>/<key>]`; a pod's annotations only those of its own
+    /// namespace. No other Secret is read.
+    #[arg(long, value_delimiter = ',')]
+    pub kubernetes_secrets: Option<Vec<String>>,
     /// `/live` fails when the scheduler or discovery loop made no progress for this many
     /// seconds (default 60), so the kubelet restarts a stuck agent.
     #[arg(long)]
@@ -293,7 +298,7 @@ impl Layer {
         pick!(
             listener, pods_file, kubelet_url, kubelet_host, kubelet_poll, kubelet_tls_verify, kubelet_client_ca,
             kubelet_token_path, api_server, node_name, hostname, conf_dir, check_interval, min_interval,
-            max_instances_per_pod, max_instances_per_namespace, credential_files, watchdog, workers, delivery_queue, status_addr,
+            max_instances_per_pod, max_instances_per_namespace, credential_files, kubernetes_secrets, watchdog, workers, delivery_queue, status_addr,
             health_addr, env_allowlist, procfs_path, sysfs_path, api_key, api_key_file, site, dd_url, flush_interval,
             forwarder_memory_mib, spool_dir, spool_max_mib, tags, env, cluster_name, metrics_addr, proxy_http, proxy_https,
             proxy_no_proxy, proxy, intake_ca_file, skip_ssl_validation, otlp_endpoint, dogstatsd_addr, dogstatsd_socket,
@@ -326,6 +331,8 @@ pub struct Config {
     pub max_instances_per_pod: usize,
     pub max_instances_per_namespace: usize,
     pub credential_files: Vec<PathBuf>,
+    /// `namespace/name` of each Secret checks' configs may name.
+    pub kubernetes_secrets: Vec<String>,
     pub watchdog: Duration,
     pub workers: usize,
     pub delivery_queue: usize,
@@ -585,6 +592,11 @@ impl Config {
                  kubelet's /pods has no namespace labels)"
             );
         }
+        let kubernetes_secrets = layer.kubernetes_secrets.unwrap_or_default();
+        let namespace_and_name = |entry: &str| entry.split_once('/').is_some_and(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'));
+        if let Some(bad) = kubernetes_secrets.iter().find(|entry| !namespace_and_name(entry)) {
+            return Err(ConfigError::Invalid(format!("kubernetes_secrets {bad:?}: a Secret as `namespace/name`")));
+        }
         let token = in_cluster.then(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN));
         let limits = layer.limits.unwrap_or_default().apply(Limits::default()).map_err(|e| ConfigError::Invalid(format!("limits.{e}")))?;
         let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
@@ -635,6 +647,7 @@ impl Config {
             max_instances_per_pod: layer.max_instances_per_pod.unwrap_or(64),
             max_instances_per_namespace: layer.max_instances_per_namespace.unwrap_or(512),
             credential_files: layer.credential_files.unwrap_or_default(),
+            kubernetes_secrets,
             watchdog,
             workers: layer.workers.unwrap_or(4),
             delivery_queue: layer.delivery_queue.unwrap_or(1024),
@@ -787,5 +800,9 @@ mod tests {
         let err = Config::resolve(layer("memory_budget_mib: 96\nlimits: {memory_mib: 32}\nworkers: 4\nchecks_dir: /nonexistent"), false, || None)
             .unwrap_err();
         assert!(err.to_string().contains("gives 3 instance slots, fewer than workers 4"), "{err}");
+        let err = Config::resolve(layer("kubernetes_secrets: [shop/db, shop]"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("kubernetes_secrets \"shop\": a Secret as `namespace/name`"), "{err}");
+        let listed = Config::resolve(layer("kubernetes_secrets: [shop/db, web/api-token]"), false, || None).unwrap();
+        assert_eq!(listed.kubernetes_secrets, ["shop/db", "web/api-token"]);
     }
 }

@@ -29,19 +29,10 @@ pub struct ApiListener {
 }
 
 impl ApiListener {
-    /// A listener talking to `api_server` (a plain `http://` URL is fine, e.g. a test server or
-    /// `kubectl proxy`), or, when None, to the cluster found the usual way (in-cluster service
-    /// account, else `KUBECONFIG` / `~/.kube/config`).
+    /// A listener talking to `api_server` as [`api_client`] connects (a test server or `kubectl
+    /// proxy` is fine), or, when None, to the cluster found the usual way.
     pub async fn connect(node_name: impl Into<String>, api_server: Option<&str>) -> Result<Self, DiscoverError> {
-        let config = match api_server {
-            Some(url) => {
-                let uri = url.parse().map_err(|e| DiscoverError::ApiConfig { url: Some(url.into()), source: format!("{e}").into() })?;
-                ::kube::Config::new(uri)
-            }
-            None => ::kube::Config::infer().await.map_err(|e| DiscoverError::ApiConfig { url: None, source: e.into() })?,
-        };
-        let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
-        let client = ::kube::Client::try_from(config).map_err(|e| DiscoverError::ApiConfig { url: None, source: e.into() })?;
+        let (client, server) = api_client(api_server).await?;
         Ok(ApiListener { node_name: node_name.into(), client, server })
     }
 
@@ -76,6 +67,22 @@ impl ApiListener {
             }
         }
     }
+}
+
+/// A client of `api_server` (a plain `http://` URL is fine), or, when None, of the cluster found
+/// the usual way (in-cluster service account, else `KUBECONFIG` / `~/.kube/config`); with the
+/// server's URL, for messages. The API listener's, and the secret resolver's.
+pub async fn api_client(api_server: Option<&str>) -> Result<(::kube::Client, String), DiscoverError> {
+    let config = match api_server {
+        Some(url) => {
+            let uri = url.parse().map_err(|e| DiscoverError::ApiConfig { url: Some(url.into()), source: format!("{e}").into() })?;
+            ::kube::Config::new(uri)
+        }
+        None => ::kube::Config::infer().await.map_err(|e| DiscoverError::ApiConfig { url: None, source: e.into() })?,
+    };
+    let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+    let client = ::kube::Client::try_from(config).map_err(|e| DiscoverError::ApiConfig { url: None, source: e.into() })?;
+    Ok((client, server))
 }
 
 /// The node's pods as the watch has told us, plus the relist in progress.

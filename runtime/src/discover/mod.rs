@@ -21,7 +21,7 @@ use crate::pod::Pod;
 use crate::text::with_causes;
 
 pub use file::{FileListener, parse_pods};
-pub use kube::ApiListener;
+pub use kube::{ApiListener, api_client};
 pub use kubelet::{KubeletClient, KubeletListener};
 
 /// What every listener sends.

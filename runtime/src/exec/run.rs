@@ -1,6 +1,7 @@
 //! One run of one check instance on a pooled live instance: what the agent's runner and
 //! `adrt check` both call, so the two cannot run a check differently.
 
+use std::iter::once;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use super::instance::RunOutcome;
 use super::pool::CheckRegistry;
 use super::submission::Submissions;
 use crate::policy::Reach;
+use crate::secrets::Scrubber;
 use crate::text::bounded;
 
 /// Warnings of one run kept, at most.
@@ -28,8 +30,8 @@ pub struct RunRequest<'a> {
     pub reach: &'a Reach,
 }
 
-/// What one run gave: its submissions (also on failure) and how it ended. Messages are bounded:
-/// a check's messages may quote what a pod wrote (a URL, a page).
+/// What one run gave: its submissions (also on failure) and how it ended. Messages are scrubbed
+/// of secret values and bounded: a check's messages may quote what a pod wrote (a URL, a page).
 #[derive(Debug, Default)]
 pub struct Execution {
     pub submissions: Submissions,
@@ -42,14 +44,43 @@ pub struct Execution {
 
 impl Execution {
     pub fn failed(error: String) -> Self {
-        Execution { error: Some(bounded(error)), ..Execution::default() }
+        Execution { error: Some(error), ..Execution::default() }
+    }
+
+    /// Masks known secret values in everything the run gave back: a check may echo what it was
+    /// handed (its instance, a URL with a password) in an error, a warning, a service check's
+    /// message, an event or a tag.
+    fn scrub(&mut self, scrubber: &Scrubber) {
+        if !scrubber.is_active() {
+            return;
+        }
+        let Submissions { samples, service_checks, events } = &mut self.submissions;
+        let texts = self.error.iter_mut().chain(self.warnings.iter_mut());
+        let samples = samples.iter_mut().flat_map(|s| once(&mut s.name).chain(&mut s.tags).chain(&mut s.hostname).chain(&mut s.device));
+        let service_checks =
+            service_checks.iter_mut().flat_map(|c| once(&mut c.name).chain(&mut c.tags).chain(&mut c.hostname).chain(&mut c.message));
+        let events = events.iter_mut().flat_map(|e| {
+            [&mut e.title, &mut e.text].into_iter().chain(&mut e.tags).chain(&mut e.aggregation_key).chain(&mut e.source_type_name)
+        });
+        for text in texts.chain(samples).chain(service_checks).chain(events) {
+            scrubber.scrub_string(text);
+        }
     }
 }
 
 impl CheckRegistry {
     /// One run on a pooled live instance of the request's tenant. Loading, init and slot
-    /// failures are that run's error.
+    /// failures are that run's error. What it gives back is scrubbed of secret values.
     pub async fn run_once(self: &Arc<Self>, request: RunRequest<'_>) -> Execution {
+        let mut execution = self.run_unscrubbed(request).await;
+        // Scrubbed whole, then cut: a cut through a value would leave a piece of it.
+        execution.scrub(&self.engine().services().scrubber);
+        execution.error = execution.error.map(bounded);
+        execution.warnings = execution.warnings.into_iter().take(MAX_WARNINGS).map(bounded).collect();
+        execution
+    }
+
+    async fn run_unscrubbed(self: &Arc<Self>, request: RunRequest<'_>) -> Execution {
         let RunRequest { tenant, check, init_config, instance_id, instance, reach } = request;
         let pool = match self.loaded_pool(tenant, check, init_config) {
             Some(pool) => pool,
@@ -71,8 +102,6 @@ impl CheckRegistry {
         let version = Some(live.info().version.clone());
         let RunOutcome { submissions, error, warnings, duration } = live.run(instance_id, instance, reach).await;
         self.give_back(&pool, live);
-        let error = error.map(|e| bounded(e.to_string()));
-        let warnings = warnings.into_iter().take(MAX_WARNINGS).map(bounded).collect();
-        Execution { submissions, error, warnings, duration, version }
+        Execution { submissions, error: error.map(|e| e.to_string()), warnings, duration, version }
     }
 }

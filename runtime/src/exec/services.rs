@@ -13,6 +13,7 @@ use super::host::http::HttpClients;
 use super::policy::{Denials, Observer};
 use crate::config::Config;
 use crate::policy::{CheckPolicy, Grants, HostRoots, Limits, Network, OperatorCheck};
+use crate::secrets::Scrubber;
 
 /// The agent's settings a check may read (the WIT `agent` interface).
 #[derive(Debug, Clone)]
@@ -163,6 +164,9 @@ pub struct HostServices {
     pub policies: PolicyInputs,
     pub network: Network,
     pub denials: Arc<Denials>,
+    /// Secret values masked in what checks give back: the agent's API key and kubelet token,
+    /// the values of Secrets handed to checks, the bearer tokens the host reads for them.
+    pub scrubber: Arc<Scrubber>,
     pub(crate) http: HttpClients,
     /// Per check instance ID: the keys its runs keep (the WIT `state` interface).
     state: Mutex<HashMap<String, HashMap<String, String>>>,
@@ -179,12 +183,14 @@ impl HostServices {
             policies,
             network,
             denials: Arc::default(),
+            scrubber: Arc::default(),
             http: HttpClients::default(),
             state: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The agent settings, credential files, policy inputs and network of `config`.
+    /// The agent settings, credential files, policy inputs and network of `config`; its API key
+    /// and kubelet token scrubbed.
     pub fn from_config(config: &Config) -> Self {
         let agent = AgentSettings::from_config(config);
         let network = Network {
@@ -193,7 +199,15 @@ impl HostServices {
             local: super::interfaces::local_addresses(),
             kubelet: kubelet_endpoint(&agent.kubelet_url),
         };
-        Self::new(agent, &config.credential_files, PolicyInputs::from_config(config), network)
+        let services = Self::new(agent, &config.credential_files, PolicyInputs::from_config(config), network);
+        if let Some(key) = &config.api_key {
+            services.scrubber.add(key);
+        }
+        // A token that rotates is learnt again whenever the host reads it for a request.
+        if let Some(Ok(token)) = config.kubelet_token_path.as_ref().map(|path| crate::regular_file::read(path, 64 << 10)) {
+            services.scrubber.add(&String::from_utf8_lossy(&token));
+        }
+        services
     }
 
     /// Sets the observer of every import.

@@ -33,8 +33,8 @@ impl StoreState {
         // No preopened directories, no environment, no network: a WASI check reaches the host
         // only through adrt's own imports. Its stdout and stderr go to the agent's log.
         let wasi = WasiCtx::builder()
-            .stdout(LogStream::stdout(check.clone()))
-            .stderr(LogStream::stderr(check.clone()))
+            .stdout(LogStream::stdout(check.clone(), services.scrubber.clone()))
+            .stderr(LogStream::stderr(check.clone(), services.scrubber.clone()))
             .build();
         StoreState {
             call: Call::idle(),

@@ -1,7 +1,7 @@
 //! Fakes of the two Kubernetes endpoints pod discovery talks to, speaking the real wire protocol
 //! over plain HTTP on 127.0.0.1: a kubelet (`GET /pods`) and an API server (pod list + chunked
-//! watch stream with resourceVersions, `410 Gone` and dropped connections), plus builders for
-//! pod JSON modelled on a real kubelet's `/pods`.
+//! watch stream with resourceVersions, `410 Gone` and dropped connections; Secrets by name),
+//! plus builders for pod JSON modelled on a real kubelet's `/pods`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -240,6 +240,10 @@ struct ApiState {
     fail_with: Option<u16>,
     lists: u64,
     watch_requests: u64,
+    /// (namespace, name) → the Secret as stored (kind, apiVersion, base64 `data`).
+    secrets: BTreeMap<(String, String), Value>,
+    /// Secret GETs served (missing ones included).
+    secret_reads: u64,
 }
 
 impl ApiState {
@@ -271,10 +275,11 @@ fn with_type_meta(pod: &Value) -> Value {
     object
 }
 
-/// A Kubernetes API server that knows only pods: list (with `limit`/`continue`), watch (chunked
-/// newline-delimited events from a resourceVersion, bookmarks, `410 Gone` for compacted
-/// versions), `fieldSelector=spec.nodeName=...`, at `/api/v1/pods` and
-/// `/api/v1/namespaces/<ns>/pods`.
+/// A Kubernetes API server that knows pods and Secrets: pod list (with `limit`/`continue`),
+/// watch (chunked newline-delimited events from a resourceVersion, bookmarks, `410 Gone` for
+/// compacted versions), `fieldSelector=spec.nodeName=...`, at `/api/v1/pods` and
+/// `/api/v1/namespaces/<ns>/pods`; `GET /api/v1/namespaces/<ns>/secrets/<name>` (a 404 Status
+/// for a missing one).
 pub struct FakeApiServer {
     addr: SocketAddr,
     state: Arc<Mutex<ApiState>>,
@@ -292,6 +297,8 @@ impl FakeApiServer {
             fail_with: None,
             lists: 0,
             watch_requests: 0,
+            secrets: BTreeMap::new(),
+            secret_reads: 0,
         }));
         {
             let mut s = lock(&state);
@@ -375,6 +382,30 @@ impl FakeApiServer {
         lock(&self.state).watch_requests
     }
 
+    /// Creates or replaces a Secret (type Opaque) whose `data` holds `data`'s values, base64
+    /// encoded as the API server stores and serves them.
+    pub fn apply_secret(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        use base64::Engine as _;
+        let mut s = lock(&self.state);
+        s.rv += 1;
+        let encoded: serde_json::Map<String, Value> =
+            data.iter().map(|(k, v)| (k.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(v)))).collect();
+        let secret = json!({
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": namespace, "uid": unique("secret-uid"), "resourceVersion": s.rv.to_string(),
+                         "creationTimestamp": "2024-05-01T10:00:00Z"},
+            "type": "Opaque",
+            "data": encoded,
+        });
+        s.secrets.insert((namespace.to_string(), name.to_string()), secret);
+    }
+
+    /// `GET /api/v1/namespaces/<ns>/secrets/<name>` requests served, missing Secrets included.
+    pub fn secret_reads(&self) -> u64 {
+        lock(&self.state).secret_reads
+    }
+
     /// Watch streams currently open.
     pub fn open_watches(&self) -> usize {
         let mut s = lock(&self.state);
@@ -401,6 +432,18 @@ fn api_handle(state: &Mutex<ApiState>, req: Request<Incoming>) -> Response<Body>
     let namespace = match path.split('/').collect::<Vec<_>>().as_slice() {
         ["", "api", "v1", "pods"] => None,
         ["", "api", "v1", "namespaces", ns, "pods"] => Some(ns.to_string()),
+        ["", "api", "v1", "namespaces", ns, "secrets", name] if req.method() == hyper::Method::GET => {
+            s.secret_reads += 1;
+            return match s.secrets.get(&(ns.to_string(), name.to_string())) {
+                Some(secret) => json_response(StatusCode::OK, secret),
+                // What the API server answers, word for word.
+                None => json_response(StatusCode::NOT_FOUND, &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("secrets \"{name}\" not found"), "reason": "NotFound",
+                    "details": {"name": name, "kind": "secrets"}, "code": 404,
+                })),
+            };
+        }
         _ => {
             return json_response(
                 StatusCode::NOT_FOUND,

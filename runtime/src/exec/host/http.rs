@@ -194,6 +194,8 @@ impl HttpHost for StoreState {
                     let token = file.read(&request.url, "bearer token file", &path, MAX_TOKEN_BYTES).await?;
                     let token = String::from_utf8(token)
                         .map_err(|_| Error::InvalidRequest(format!("{}: bearer token file {path} is not text", request.url)))?;
+                    // Learnt, so that no check can show it.
+                    gate.services.scrubber.add(&token);
                     Some(token.trim().to_string())
                 }
                 _ => None,

@@ -1,4 +1,5 @@
-//! `log`: a check's log lines, in the agent's log with the check and instance attached.
+//! `log`: a check's log lines, in the agent's log with the check and instance attached, secret
+//! values masked.
 
 use crate::exec::bindings::adrt::check::log::{Host, Level};
 use crate::exec::policy::Import;
@@ -15,7 +16,9 @@ impl Host for StoreState {
         if self.call.log_lines > limit {
             wasmtime::bail!("{}", self.call.exceed("log_lines_per_run", limit));
         }
-        let cut = truncate(&message);
+        // Scrubbed before it is cut or escaped, either of which would hide a value from the scrubber.
+        let scrubbed = self.services.scrubber.scrub(&message);
+        let cut = truncate(&scrubbed);
         // One call, one line: newlines and escapes from a check cannot forge others.
         let message = crate::text::printable(&cut);
         let (check, instance) = (&*self.check, self.call.instance_id.as_str());

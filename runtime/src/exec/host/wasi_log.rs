@@ -1,4 +1,5 @@
-//! A WASI check's stdout and stderr, written to the agent's log line by line.
+//! A WASI check's stdout and stderr, written to the agent's log line by line, secret values
+//! masked.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,6 +8,8 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use crate::secrets::Scrubber;
+
 /// Longer lines are split: a check cannot make the agent buffer without bound.
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
@@ -14,14 +17,15 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 pub struct LogStream {
     check: Arc<str>,
     stream: &'static str,
+    scrubber: Arc<Scrubber>,
 }
 
 impl LogStream {
-    pub fn stdout(check: Arc<str>) -> Self {
-        LogStream { check, stream: "stdout" }
+    pub fn stdout(check: Arc<str>, scrubber: Arc<Scrubber>) -> Self {
+        LogStream { check, stream: "stdout", scrubber }
     }
-    pub fn stderr(check: Arc<str>) -> Self {
-        LogStream { check, stream: "stderr" }
+    pub fn stderr(check: Arc<str>, scrubber: Arc<Scrubber>) -> Self {
+        LogStream { check, stream: "stderr", scrubber }
     }
 }
 
@@ -45,7 +49,7 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches(['\n', '\r']);
+        let text = self.target.scrubber.scrub(text.trim_end_matches(['\n', '\r']));
         tracing::info!(target: "check", check = &*self.target.check, stream = self.target.stream, "{}", crate::text::printable(&text));
         self.line.clear();
     }

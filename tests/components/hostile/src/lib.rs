@@ -1,8 +1,10 @@
 //! A check that misbehaves on request (instance key `mode`), to show that the sandbox contains
 //! it: the deadline stops loops and hung host calls, the memory limit stops hoarding, and a
-//! panic's message reaches the error. Mode `noop` is the per-run overhead benchmark.
+//! panic's message reaches the error. Mode `noop` is the per-run overhead benchmark; `echo`
+//! gives its text back everywhere, for the scrubbing of secrets.
 
-use adrt_check_sdk::{Check, CheckError, Context, HttpOptions};
+use adrt_check_sdk::host::{AlertType, Event};
+use adrt_check_sdk::{Check, CheckError, Context, HttpOptions, Status};
 use serde::Deserialize;
 
 pub struct Hostile;
@@ -31,6 +33,9 @@ pub enum Instance {
     Chatter,
     /// Call the host without end (reading state).
     Calls,
+    /// Give `text` back every way a check can — logs, a tag, a service check's message, an
+    /// event — and fail with it: what a check that echoes its instance would leak.
+    Echo { text: String },
 }
 
 impl Check for Hostile {
@@ -82,6 +87,23 @@ impl Check for Hostile {
                 let runs: u64 = ctx.state_get("runs").and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
                 ctx.state_set("runs", Some(&runs.to_string()));
                 ctx.gauge("hostile.runs", runs as f64, &[]);
+            }
+            Instance::Echo { text } => {
+                ctx.info(&text);
+                ctx.warn(&text);
+                let tags = [format!("echo:{text}")];
+                ctx.gauge("hostile.echo", 1.0, &tags);
+                ctx.service_check("hostile.echo", Status::Warning, &tags, Some(&text));
+                ctx.event(Event {
+                    title: text.clone(),
+                    text: text.clone(),
+                    alert_type: AlertType::Info,
+                    tags: tags.to_vec(),
+                    aggregation_key: Some(text.clone()),
+                    source_type_name: None,
+                    timestamp: None,
+                });
+                return Err(CheckError::Run(text));
             }
         }
         Ok(())
