@@ -78,11 +78,6 @@ impl RunningAgent {
         RunningAgent { child, status_addr, health_addr, dir }
     }
 
-    /// Where the status API listens.
-    pub(crate) fn status_addr(&self) -> SocketAddr {
-        self.status_addr
-    }
-
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -28,8 +28,11 @@ const KUBELET_TOKEN: &str = "kubelet-token-9e8d7c6b";
 const MASK: &str = "********";
 
 /// A pod of `namespace` on node-1 whose container `app` declares `checks` (the v2 annotation).
+/// It declares no port, so its checks may reach it on any (the nginx here has a free port).
 fn pod(name: &str, namespace: &str, ip: &str, checks: &Value) -> Value {
-    pod_json(name, namespace, &unique("uid"), "node-1", ip, &[(CHECKS, &checks.to_string())], true)
+    let mut pod = pod_json(name, namespace, &unique("uid"), "node-1", ip, &[(CHECKS, &checks.to_string())], true);
+    pod["spec"]["containers"][0]["ports"] = serde_json::json!([]);
+    pod
 }
 
 /// `adrt run` on the fake API server's pods of node-1, reading its Secrets.
@@ -174,9 +177,13 @@ async fn no_output_shows_the_api_key_the_kubelet_token_or_a_secret_value() {
     // The API key through a template variable: refused, it is not on the env allowlist.
     api.apply_pod(pod("env-thief", "shop", "127.0.0.31", &json!({"hostile": {"instances": [{"mode": "echo", "text": "%%env_DD_API_KEY%%"}]}})));
     let metrics = free_addr().to_string();
+    // hostile is a custom check: the operator lets the pods of `shop` request it.
+    let config = dir.join("adrt.yaml");
+    std::fs::write(&config, "checks:\n  hostile:\n    namespaces: [shop]\n").unwrap();
     let agent = agent_on(
         &api,
         &[
+            "--config", config.to_str().unwrap(),
             "--kubernetes-secrets", "shop/creds,web/api", "--checks-dir", &checks, "--conf-dir", conf.to_str().unwrap(),
             "--kubelet-token-path", token.to_str().unwrap(), "--dd-url", &intake.url, "--flush-interval", "1",
             "--metrics-addr", &metrics,

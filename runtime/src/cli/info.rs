@@ -56,6 +56,11 @@ pub fn render(status: &Status) -> String {
     if let Some(forwarder) = &status.forwarder {
         forwarder_lines(&mut out, forwarder);
     }
+    if !status.policy_denied.is_empty() {
+        let total: u64 = status.policy_denied.values().sum();
+        let by_rule: Vec<String> = status.policy_denied.iter().map(|(rule, n)| format!("{}: {n}", name(rule))).collect();
+        let _ = writeln!(out, "  Policy: {total} refused ({}); each instance's error names its rule", by_rule.join(", "));
+    }
     if let Some(dogstatsd) = &status.dogstatsd {
         dogstatsd_lines(&mut out, dogstatsd);
     }

@@ -210,6 +210,11 @@ impl HostServices {
         services
     }
 
+    /// Counts and logs a refusal; the message may quote a URL that carries a secret's value.
+    pub(crate) fn record_denial(&self, rule: &'static str, check: &str, instance: &str, message: &str) {
+        self.denials.record(rule, check, instance, &self.scrubber.scrub(message));
+    }
+
     /// Sets the observer of every import.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = Some(observer);

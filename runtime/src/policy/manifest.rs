@@ -71,6 +71,17 @@ pub fn load(dir: &Path, name: &str) -> Result<Option<(PathBuf, Grants)>, String>
     Ok(Some((path, grants)))
 }
 
+/// The names of the checks in a directory, sorted.
+pub fn available_checks(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".wasm").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,7 +254,7 @@ impl Gate {
                 return Err(Error::Connect(format!("{original}: {hop}{host} resolves to no address")));
             };
             let message = format!("{original}: {hop}{denial}");
-            self.services.denials.record(denial.rule, &self.check, &self.instance, &message);
+            self.services.record_denial(denial.rule, &self.check, &self.instance, &message);
             return Err(Error::Denied(message));
         }
         Ok(name.map(|name| (name, allowed)))

@@ -32,6 +32,6 @@ impl StoreState {
 
     /// Records a refusal of the policy for this call's instance: counted, logged once in a while.
     pub(crate) fn denied(&self, rule: &'static str, message: &str) {
-        self.services.denials.record(rule, &self.check, &self.call.instance_id, message);
+        self.services.record_denial(rule, &self.check, &self.call.instance_id, message);
     }
 }
