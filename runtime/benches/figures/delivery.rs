@@ -53,6 +53,7 @@ fn batch() -> Batch {
         tags: Vec::new(),
         tolerate_unready: false,
         min_collection_interval: None,
+        reach: Default::default(),
     };
     Batch { config: Arc::new(config), flushed: Flushed { series, ..Flushed::default() }, at: SystemTime::now() }
 }

@@ -7,7 +7,7 @@
 //! cargo bench -p adrt --bench figures -- nginx network # some sections
 //! ```
 //!
-//! Settings flags (`--checks-dir`, `--cache-dir`, `--memory-limit-mib`, ...) are `adrt run`'s.
+//! Settings flags (`--checks-dir`, `--cache-dir`, `--limits`, ...) are `adrt run`'s.
 
 mod agent_load;
 mod delivery;
@@ -15,6 +15,7 @@ mod discovery;
 mod dogstatsd;
 mod kubernetes;
 mod network;
+mod policy;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -73,6 +74,8 @@ enum Section {
     Delivery,
     /// DogStatsD samples per second: parser, server over loopback UDP, Etsy statsd.
     Dogstatsd,
+    /// What the sandbox's policy adds to a host call (files, http), next to the call.
+    Policy,
 }
 
 /// The agent settings given on the command line, and nothing of this machine's environment or
@@ -145,6 +148,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Dogstatsd) {
         dogstatsd::section(&mut table)?;
+    }
+    if wanted(Section::Policy) {
+        policy::section(n, &mut table).await?;
     }
     if wanted(Section::AgentLoad) {
         agent_load::section(&setup, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;
