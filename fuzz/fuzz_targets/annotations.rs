@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         node_name: if flags & NO_NODE_NAME != 0 { "" } else { "node-1" },
         env_allowlist: &allowlist,
         known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
         file_templates: &files,
         limits: Limits::default(),
         tagging: &Default::default(),

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
                 node_name: "node-1",
                 env_allowlist: &[],
                 known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
                 file_templates: &[],
                 limits: Limits::default(),
                 tagging: &Default::default(),

@@ -499,7 +499,7 @@ fn the_repositorys_examples_resolve_to_the_nginx_check() {
         node_name: "local",
         env_allowlist: &[],
         known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
         file_templates: &[],
         limits: Default::default(),
         tagging: &tagging,

@@ -255,18 +255,14 @@ impl Agent {
         let known = |name: &str| checks.iter().any(|c| c == name);
         let policies: BTreeMap<&str, Result<_, String>> =
             checks.iter().map(|name| (name.as_str(), self.registry.policy(name).map_err(|e| e.to_string()))).collect();
-        let may_request = |check: &str, namespace: &str| match policies.get(check) {
-            Some(Ok(policy)) => policy.may_request(namespace),
-            Some(Err(error)) => Err(error.clone()),
-            None => Ok(()),
-        };
+        let policy_of = |check: &str| policies.get(check).cloned();
         let templates: Vec<CheckTemplate> =
             self.files.iter().filter(|f| !f.ad_identifiers.is_empty()).chain(&discovery.store.templates).cloned().collect();
         let ctx = DiscoveryContext {
             node_name: &self.config.node_name,
             env_allowlist: &self.config.env_allowlist,
             known_checks: &known,
-            may_request: &may_request,
+            policy_of: &policy_of,
             file_templates: &templates,
             limits: crate::resolve::Limits {
                 min_interval: self.config.min_interval,

@@ -146,15 +146,6 @@ impl PolicyInputs {
     }
 }
 
-impl Default for PolicyInputs {
-    fn default() -> Self {
-        PolicyInputs {
-            operator: Default::default(),
-            roots: HostRoots { procfs: "/proc".into(), sysfs: "/sys".into() },
-        }
-    }
-}
-
 /// Shared by all stores of an engine.
 pub struct HostServices {
     /// Sees every import before the host acts on it; `None` in the agent.

@@ -12,7 +12,6 @@ pub mod limits;
 pub mod manifest;
 
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -170,11 +169,6 @@ impl OperatorCheck {
             limits: self.limits,
         }
     }
-}
-
-/// The interval of an instance that asks for none: the manifest's, else the agent's.
-pub fn default_interval(policy: Option<&CheckPolicy>, agent_default: Duration) -> Duration {
-    policy.and_then(|p| p.interval_seconds).map_or(agent_default, Duration::from_secs_f64)
 }
 
 #[cfg(test)]

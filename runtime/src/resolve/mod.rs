@@ -7,6 +7,8 @@ pub mod template;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -15,7 +17,7 @@ use crate::config::TagSettings;
 use crate::instance_id::instance_id;
 use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Severity};
 use crate::pod::{Container, Pod};
-use crate::policy::Reach;
+use crate::policy::{CheckPolicy, Reach};
 use crate::tagger;
 use crate::text;
 use template::{Target, Vars};
@@ -27,9 +29,9 @@ pub struct DiscoveryContext<'a> {
     pub env_allowlist: &'a [String],
     /// Whether checks.d holds `<name>.wasm`.
     pub known_checks: &'a dyn Fn(&str) -> bool,
-    /// Whether pods of a namespace may request a check by annotation (`policy` decides);
-    /// `Err` says why not. Asked as `(check, namespace)`.
-    pub may_request: &'a dyn Fn(&str, &str) -> Result<(), String>,
+    /// The policy a check runs under (which namespaces may request it, its default interval);
+    /// `None` when unknown, `Err` when its manifest or settings are broken.
+    pub policy_of: &'a dyn Fn(&str) -> Option<Result<Arc<CheckPolicy>, String>>,
     /// conf.d configs with `ad_identifiers`.
     pub file_templates: &'a [CheckTemplate],
     pub limits: Limits,
@@ -319,9 +321,13 @@ impl Scope<'_> {
             out.unresolved.push(unresolved(reason));
             return;
         }
-        if c.from_pod
-            && let Err(reason) = (self.ctx.may_request)(c.check, &self.source.namespace)
-        {
+        let policy = (self.ctx.policy_of)(c.check);
+        let allowed = match &policy {
+            Some(Err(reason)) => Err(reason.clone()),
+            Some(Ok(policy)) if c.from_pod => policy.may_request(&self.source.namespace),
+            _ => Ok(()),
+        };
+        if let Err(reason) = allowed {
             out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
             out.unresolved.push(unresolved(reason));
             return;
@@ -345,7 +351,8 @@ impl Scope<'_> {
         };
         let (shortest, longest) = (self.ctx.limits.min_interval.as_secs_f64(), MAX_INTERVAL.as_secs_f64());
         let min_collection_interval = match instance.get("min_collection_interval") {
-            None | Some(Value::Null) => None,
+            // The check's manifest may say how often it is worth running.
+            None | Some(Value::Null) => policy.and_then(|p| p.ok()).and_then(|p| p.interval_seconds),
             Some(v) => match v.as_f64().filter(|s| (shortest..=longest).contains(s)) {
                 Some(seconds) => Some(seconds),
                 None => {

@@ -59,7 +59,7 @@ fn discover(pod: &Pod, files: &[CheckTemplate]) -> PodConfigs {
         node_name: "node-1",
         env_allowlist: &allow,
         known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
         file_templates: files,
         limits: Default::default(),
         tagging: &TagSettings::default(),
@@ -635,7 +635,7 @@ fn checks_get_tags_at_the_checks_cardinality() {
             node_name: "node-1",
             env_allowlist: &[],
             known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
             file_templates: &[],
             limits: Default::default(),
             tagging: &tagging,
@@ -758,7 +758,7 @@ fn static_configs_resolve_node_variables_only() {
         node_name: "node-1",
         env_allowlist: &allow,
         known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
         file_templates: &files,
         limits: Default::default(),
         tagging: &TagSettings::default(),
@@ -1028,11 +1028,60 @@ fn hostname_is_what_the_container_sees() {
         node_name: "",
         env_allowlist: &[],
         known_checks: &known,
-        may_request: &|_, _| Ok(()),
+        policy_of: &|_| None,
         file_templates: &[],
         limits: Default::default(),
         tagging: &TagSettings::default(),
     };
     let got = discover_pod(&p, &ctx);
     assert!(got.unresolved[0].reason.contains("%%hostname%%: the node name is unknown"), "{got:?}");
+}
+
+#[test]
+fn the_checks_policy_decides_who_may_request_it_its_interval_and_what_its_instances_reach() {
+    let roots = crate::policy::HostRoots { procfs: "/proc".into(), sysfs: "/sys".into() };
+    let build = |check: &str, grants: crate::policy::Grants| {
+        let policy = CheckPolicy::build(check, Some((PathBuf::from(format!("{check}.toml")), grants)), None, &Default::default(), &roots);
+        Arc::new(policy.unwrap())
+    };
+    let nginx = build("nginx", crate::policy::Grants { interval_seconds: Some(15.0), ..Default::default() });
+    let custom = build("redisdb", Default::default());
+    let policy_of = |check: &str| match check {
+        "nginx" => Some(Ok(nginx.clone())),
+        "redisdb" => Some(Ok(custom.clone())),
+        "openmetrics" => Some(Err("checks.d/openmetrics.toml: line 1: bad".to_string())),
+        _ => None,
+    };
+    let allow = Vec::new();
+    let ctx = DiscoveryContext {
+        node_name: "node-1",
+        env_allowlist: &allow,
+        known_checks: &known,
+        policy_of: &policy_of,
+        file_templates: &[],
+        limits: Default::default(),
+        tagging: &TagSettings::default(),
+    };
+    let checks = r#"{"nginx": {"instances": [{"url": "http://%%host%%/"}, {"min_collection_interval": 30}]},
+        "redisdb": {"instances": [{}]}, "openmetrics": {"instances": [{}]}}"#;
+    let out = discover_pod(&pod(&[("ad.datadoghq.com/web.checks", checks)]), &ctx);
+    let intervals: Vec<Option<f64>> = out.resolved.iter().map(|r| r.min_collection_interval).collect();
+    assert_eq!(intervals, [Some(15.0), Some(30.0)], "the manifest's interval unless the instance sets one");
+    let reach = Reach::Pod { ips: vec!["10.0.0.5".parse().unwrap()], ports: vec![8080, 80] };
+    assert!(out.resolved.iter().all(|r| r.reach == reach), "{:?}", out.resolved);
+    let reasons: Vec<(&str, &str)> = out.unresolved.iter().map(|u| (u.check.as_str(), u.reason.as_str())).collect();
+    assert!(reasons.iter().any(|(c, r)| *c == "redisdb" && r.contains("refused by the namespace rule: pods of namespace \"shop\"")), "{reasons:?}");
+    assert!(reasons.iter().any(|(c, r)| *c == "openmetrics" && r.contains("openmetrics.toml: line 1")), "{reasons:?}");
+    // The operator's own template on the same container is not the pod's to be refused.
+    let file = CheckTemplate {
+        check: "redisdb".into(),
+        provider: Provider::File { path: "/etc/adrt/conf.d/redisdb.yaml".into() },
+        init_config: json!({}),
+        instances: vec![json!({"host": "%%host%%"})],
+        ad_identifiers: vec!["redis".into()],
+    };
+    let ctx = DiscoveryContext { file_templates: std::slice::from_ref(&file), ..ctx };
+    let out = discover_pod(&pod(&[]), &ctx);
+    assert_eq!(out.resolved.len(), 1, "{out:?}");
+    assert_eq!((out.resolved[0].check.as_str(), &out.resolved[0].reach), ("redisdb", &Reach::Operator));
 }
