@@ -497,7 +497,7 @@ impl Config {
     /// manifests in checks.d now. Every instance slot reserves this much.
     pub fn largest_memory_mib(&self) -> u32 {
         let operator = self.checks.values().filter_map(|c| c.limits.memory_mib);
-        let manifests = crate::exec::available_checks(&self.checks_dir)
+        let manifests = crate::policy::manifest::available_checks(&self.checks_dir)
             .into_iter()
             .filter_map(|name| crate::policy::manifest::load(&self.checks_dir, &name).ok().flatten())
             .filter_map(|(_, grants)| grants.limits.memory_mib);

@@ -13,6 +13,7 @@ use super::cache::{ArtifactCache, Origin};
 use super::services::HostServices;
 use super::host::files::RootDirs;
 use super::store::StoreState;
+use crate::policy::manifest::available_checks;
 use crate::policy::{CheckPolicy, Grants, Limits};
 
 /// How often the epoch advances; a call's deadline is rounded up to this.
@@ -149,17 +150,6 @@ impl CheckEngine {
         }
         Ok(policy)
     }
-}
-
-/// The names of the checks in a directory, sorted.
-pub fn available_checks(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".wasm").map(str::to_string))
-        .collect();
-    names.sort();
-    names
 }
 
 fn config(settings: &EngineSettings) -> Config {

@@ -29,7 +29,8 @@ pub mod submission;
 
 use std::path::PathBuf;
 
-pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
+pub use crate::policy::manifest::available_checks;
+pub use engine::{CheckEngine, EngineSettings, LoadedCheck};
 pub use instance::{LiveInstance, RunError, RunOutcome};
 pub use pool::{CheckRegistry, InstancePool, Lease, LoadState, Reload};
 pub use run::{Execution, RunRequest};

@@ -32,9 +32,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::ExecError;
-use super::engine::{CheckEngine, LoadedCheck, available_checks};
+use super::engine::{CheckEngine, LoadedCheck};
 use super::instance::LiveInstance;
 use crate::policy::CheckPolicy;
+use crate::policy::manifest::available_checks;
 
 /// An idle instance unused for this long is dropped, its slot and memory freed.
 pub const IDLE_EVICTION: Duration = Duration::from_secs(300);

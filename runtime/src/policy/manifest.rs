@@ -1,5 +1,6 @@
 //! `<name>.toml` beside `<name>.wasm`: what a check declares it needs. The operator's
-//! `checks.<name>` settings have the same shape and win key by key.
+//! `checks.<name>` settings have the same shape and win key by key. And which checks a checks.d
+//! holds: its `<name>.wasm` files.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,17 @@ impl Grants {
             limits: self.limits.over(lower.limits),
         }
     }
+}
+
+/// The names of the checks in a checks.d (its `<name>.wasm` files), sorted.
+pub fn available_checks(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".wasm").map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The manifest of `name` in `dir`: `Ok(None)` when there is none; an error names the file and,
