@@ -233,8 +233,8 @@ async fn a_half_written_copy_does_not_stop_the_old_version_and_loads_once_comple
 }
 
 /// The registry itself: what changed is reloaded (and nothing else), an instance leased from a
-/// replaced version is not taken back into the new version's pool, and a broken file keeps the
-/// old version.
+/// replaced version is not taken back into the new version's pool, and a broken component or
+/// manifest keeps the old version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_of_a_replaced_version_is_not_taken_back() {
     let dir = scratch_dir("reload-registry");
@@ -267,6 +267,26 @@ async fn an_instance_of_a_replaced_version_is_not_taken_back() {
     assert!(state.load_error.is_some());
     let pool = registry.pool("", "versioned", "{}").unwrap();
     assert_eq!(registry.take(&pool).await.unwrap().info().version, "2.0.0", "the idle 2.0.0 instance serves on");
+
+    // A manifest is part of the check: one that does not parse, or asks more memory than the
+    // engine's slots hold, does not load either; the component beside it keeps its last version.
+    std::fs::copy(versioned_component(1), &file).unwrap();
+    let manifest = dir.join("versioned.toml");
+    for (text, expected) in [("[limits]\nmemory = 32\n", "unknown field `memory`"), ("[limits]\nmemory_mib = 4096\n", "limits.memory_mib 4096")] {
+        std::fs::write(&manifest, text).unwrap();
+        let reloads = registry.reload_changed();
+        assert!(
+            matches!(&reloads[..], [Reload::Failed { error, .. }] if error.contains("versioned") && error.contains(expected)),
+            "{reloads:?}"
+        );
+        assert_eq!(registry.load_states()["versioned"].version.as_deref(), Some("2.0.0"));
+    }
+    std::fs::write(&manifest, "[limits]\nmemory_mib = 32\n").unwrap();
+    assert_eq!(registry.reload_changed(), vec![Reload::Replaced { check: "versioned".into() }]);
+    let state = &registry.load_states()["versioned"];
+    assert_eq!((state.manifest.as_deref(), state.load_error.as_deref()), (Some(manifest.as_path()), None));
+    let pool = registry.pool("", "versioned", "{}").unwrap();
+    assert_eq!(registry.take(&pool).await.unwrap().info().version, "1.0.0");
 
     std::fs::remove_file(&file).unwrap();
     assert_eq!(registry.reload_changed(), vec![Reload::Removed { check: "versioned".into() }]);
