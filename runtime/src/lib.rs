@@ -23,7 +23,7 @@
 //!
 //! Around them:
 //! - [`agent`]: the stages wired together (`Runner` = exec → aggregate → send), replanning on
-//!   every snapshot; [`cli`]: the `adrt` commands; [`status`]: the documents of the status API.
+//!   every snapshot and every change of checks.d; [`cli`]: the `adrt` commands; [`status`]: the documents of the status API.
 //!
 //! Below them, shared by several stages:
 //! - [`config`]: the one settings tree (flags → environment → YAML → defaults).

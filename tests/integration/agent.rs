@@ -216,7 +216,9 @@ async fn kubelet_listener_follows_the_seed_deployment_as_it_scales() {
     let text = agent.info_text().await;
     assert!(text.starts_with("=====") && text.contains("Collector (v "), "{text}");
     assert!(text.contains("  Checks\n  ======\n"), "{text}");
-    assert!(text.contains("    nginx (1.0.0)\n    -------------\n      - instance #0 [OK]\n      - Collected 7 metrics, 0 events & 1 service check\n"), "{text}");
+    let loaded_from = format!("Loaded from {0}/nginx.wasm, manifest {0}/nginx.toml", checks_dir().display());
+    let heading = format!("    nginx (1.0.0)\n    -------------\n      {loaded_from}\n      - instance #0 [OK]\n");
+    assert!(text.contains(&format!("{heading}      - Collected 7 metrics, 0 events & 1 service check\n")), "{text}");
     assert!(text.contains("      - instance #1 [OK]\n      - Collected 7 metrics, 0 events & 1 service check\n"), "{text}");
     assert!(text.contains("pod sada4j/sada4j-nginx-1, container frontend"), "{text}");
 

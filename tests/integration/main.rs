@@ -18,6 +18,8 @@ use adrt_testkit::fake_kube;
 mod discover;
 /// `adrt run` end to end: the seed's Deployment through each listener, `adrt info`, `adrt configcheck`.
 mod agent;
+/// checks.d changed while the agent runs: checks added, replaced, removed, broken, half-written.
+mod hot_reload;
 /// The network and kubernetes checks through adrt check.
 mod checks;
 /// Pod text crafted to forge lines of `adrt info` / `adrt configcheck` (newlines, ANSI escapes) or

@@ -3,8 +3,9 @@
 //! The pod listener sends full snapshots and the config store (if any) its templates; on either,
 //! everything is planned from scratch ([`plan`]) and handed to the scheduler, which keeps what
 //! is unchanged (same ID) running with its rate state. What discovery found wrong is kept for
-//! the status API, per pod and container.
+//! the status API, per pod and container. A change of checks.d ([`checks_watch`]) replans too.
 
+pub mod checks_watch;
 pub mod listener;
 pub mod origins;
 pub mod pipeline;
@@ -23,7 +24,7 @@ use crate::confd;
 use crate::config::Config;
 use crate::discover::{Listener, PodEvent};
 use crate::dogstatsd::DogStatsd;
-use crate::exec::CheckRegistry;
+use crate::exec::{CheckRegistry, Reload};
 use crate::pod::Pod;
 use crate::model::{CheckTemplate, Problem, Severity};
 use crate::resolve::{DiscoveryContext, UnresolvedConfig};
@@ -31,7 +32,7 @@ use crate::schedule::{Desired, Scheduler};
 use crate::secrets::SecretResolver;
 use crate::send::datadog::Forwarder;
 use crate::send::{self, Outbox, Sink};
-use crate::status::{self, ConfigCheck, EntityErrors, ListenerStatus, Status};
+use crate::status::{self, CheckStatus, ConfigCheck, EntityErrors, ListenerStatus, Status};
 use crate::store::EtcdStore;
 use crate::text::{bounded, printable};
 use crate::watchdog::{BEAT_EVERY, Heartbeat, Watchdog, panic_message};
@@ -50,6 +51,8 @@ pub struct Agent {
     files: Vec<CheckTemplate>,
     file_problems: Vec<Problem>,
     discovery: Mutex<Discovery>,
+    /// Why checks.d is not watched for changes, if it is not.
+    checks_watch_error: OnceLock<String>,
     /// The first snapshot (or the decision to run without pods) has been applied.
     ready: AtomicBool,
     /// Beats while the discovery loop turns; with the scheduler's, what `/live` watches.
@@ -107,6 +110,7 @@ impl Agent {
             files,
             file_problems,
             discovery: Mutex::default(),
+            checks_watch_error: OnceLock::new(),
             ready: AtomicBool::new(false),
             discovery_beat,
             watchdog,
@@ -164,6 +168,11 @@ impl Agent {
             tracing::info!(url = %store.url, "reading check templates from etcd");
             tokio::spawn(poll_store(store, store_tx));
         }
+        let (reloaded_tx, mut reloaded) = mpsc::channel(4);
+        if let Err(error) = checks_watch::start(self.registry.clone(), reloaded_tx) {
+            tracing::warn!("{error}");
+            let _ = self.checks_watch_error.set(error.to_string());
+        }
         let scheduler = tokio::spawn(self.scheduler.clone().run(std::future::pending()));
         tokio::spawn(self.clone().send_telemetry());
         if let Some(dogstatsd) = &self.dogstatsd {
@@ -184,12 +193,13 @@ impl Agent {
                     }
                 },
                 Some(state) = store_rx.recv() => self.guarded("applying the config store's templates", || self.apply_store(state)),
+                Some(reloads) = reloaded.recv() => self.guarded("applying a change of checks.d", || self.apply_reloads(&reloads)),
                 _ = beat.tick(), if discovery_alive => self.discovery_beat.beat(),
                 _ = &mut shutdown => break,
             }
         }
-        // Dropping the receivers stops the listener and the store poller.
-        drop((pods, store_rx));
+        // Dropping the receivers stops the listener, the store poller and the watch of checks.d.
+        drop((pods, store_rx, reloaded));
         scheduler.abort();
         // What applications sent since the last flush, and every batch queued, reach the sinks.
         if let Some(dogstatsd) = &self.dogstatsd {
@@ -249,6 +259,17 @@ impl Agent {
         self.replan(&mut discovery);
     }
 
+    /// Replans after checks.d changed: configs waiting for a new check are scheduled, a removed
+    /// check's instances unscheduled ("no check component"), a manifest's new rules applied. A
+    /// change that did not load changes nothing. Before the first snapshot there is no plan yet:
+    /// the first one sees the checks as they are.
+    fn apply_reloads(&self, reloads: &[Reload]) {
+        let loaded_or_removed = reloads.iter().any(|reload| !matches!(reload, Reload::Failed { .. }));
+        if loaded_or_removed && self.is_ready() {
+            self.replan(&mut self.discovery.lock());
+        }
+    }
+
     /// Plans from the last pods, conf.d and the store's templates, and hands it to the scheduler.
     fn replan(&self, discovery: &mut Discovery) {
         let checks = crate::exec::available_checks(self.registry.dir());
@@ -305,6 +326,9 @@ impl Agent {
         if let Some(error) = &discovery.store.error {
             errors.entry("config store".to_string()).or_default().push(error.clone());
         }
+        if let Some(error) = self.checks_watch_error.get() {
+            errors.entry(format!("checks.d {}", self.registry.dir().display())).or_default().push(error.clone());
+        }
         for problem in self.file_problems.iter().chain(&discovery.store.problems).chain(&discovery.problems) {
             let text = match problem.severity {
                 Severity::Error => problem.message.clone(),
@@ -316,13 +340,41 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             hostname: self.config.hostname.clone(),
             listener: discovery.listener.clone(),
-            checks: self.scheduler.status(),
+            checks: self.checks_status(),
             autodiscovery_errors: errors.into_iter().map(|(entity, errors)| EntityErrors { entity, errors }).collect(),
             delivery: self.outbox.status(),
             forwarder: self.forwarder.get().map(|f| f.status()),
             dogstatsd: self.dogstatsd.as_ref().map(|d| d.status()),
             policy_denied: self.registry.engine().services().denials.counts().into_iter().map(|(rule, n)| (rule.to_string(), n)).collect(),
         }
+    }
+
+    /// The scheduled checks with their instances, each with where its running version came from
+    /// and its load error; a check with a load error and no instance too. Sorted by name.
+    fn checks_status(&self) -> Vec<CheckStatus> {
+        let mut checks = self.scheduler.status();
+        let mut states = self.registry.load_states();
+        for check in &mut checks {
+            if let Some(state) = states.remove(&check.name) {
+                // The loaded version's own, once known: instances report theirs only after a run.
+                check.version = state.version.or(check.version.take());
+                check.path = state.path.map(|p| p.display().to_string());
+                check.manifest = state.manifest.map(|p| p.display().to_string());
+                check.load_error = state.load_error;
+            }
+        }
+        for (name, state) in states.into_iter().filter(|(_, state)| state.load_error.is_some()) {
+            checks.push(CheckStatus {
+                name,
+                version: state.version,
+                instances: Vec::new(),
+                path: state.path.map(|p| p.display().to_string()),
+                manifest: state.manifest.map(|p| p.display().to_string()),
+                load_error: state.load_error,
+            });
+        }
+        checks.sort_by(|a, b| a.name.cmp(&b.name));
+        checks
     }
 
     /// `GET /configcheck`.

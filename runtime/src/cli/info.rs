@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::status_client::{StatusArgs, fetch};
-use crate::status::{DogstatsdStatus, ForwarderStatus, InstanceStatus, Status};
+use crate::status::{CheckStatus, DogstatsdStatus, ForwarderStatus, InstanceStatus, Status};
 use crate::text;
 
 /// Everything shown here came from outside: the status API relays pods, annotations, kubelet and
@@ -74,6 +74,7 @@ pub fn render(status: &Status) -> String {
             None => name(&check.name).into_owned(),
         };
         let _ = writeln!(out, "    {heading}\n    {}", "-".repeat(heading.chars().count()));
+        load_lines(&mut out, check);
         for (n, instance) in check.instances.iter().enumerate() {
             instance_lines(&mut out, n, instance);
         }
@@ -165,6 +166,21 @@ fn section(out: &mut String, title: &str) {
     let _ = writeln!(out, "\n  {title}\n  {}\n", "=".repeat(title.len()));
 }
 
+/// Where the running version came from, and why changed files did not load.
+fn load_lines(out: &mut String, check: &CheckStatus) {
+    if let Some(path) = &check.path {
+        let manifest = match &check.manifest {
+            Some(manifest) => format!("manifest {}", name(manifest)),
+            None => "no manifest".to_string(),
+        };
+        let _ = writeln!(out, "      Loaded from {}, {manifest}", name(path));
+    }
+    if let Some(error) = &check.load_error {
+        let still = if check.path.is_some() { " (the version loaded before keeps running)" } else { "" };
+        let _ = writeln!(out, "      Load error{still}: {}", message(error));
+    }
+}
+
 fn instance_lines(out: &mut String, n: usize, i: &InstanceStatus) {
     let state = match (i.status.as_str(), &i.message) {
         ("PENDING", _) => "(not run yet)".to_string(),
@@ -229,14 +245,29 @@ mod tests {
             version: "0.1.0".into(),
             hostname: "node-1".into(),
             listener: ListenerStatus { name: "kubelet".into(), pods: 1, last_error: None },
-            checks: vec![CheckStatus {
-                name: "nginx".into(),
-                version: Some("1.0.0".into()),
-                instances: vec![
-                    instance("OK", 7, 1),
-                    InstanceStatus { message: Some("connection refused".into()), paused: true, ..instance("ERROR", 1, 2) },
-                ],
-            }],
+            checks: vec![
+                CheckStatus {
+                    name: "nginx".into(),
+                    version: Some("1.0.0".into()),
+                    instances: vec![
+                        instance("OK", 7, 1),
+                        InstanceStatus { message: Some("connection refused".into()), paused: true, ..instance("ERROR", 1, 2) },
+                    ],
+                    path: Some("/etc/adrt/checks.d/nginx.wasm".into()),
+                    manifest: Some("/etc/adrt/checks.d/nginx.toml".into()),
+                    load_error: Some("/etc/adrt/checks.d/nginx.wasm is not a valid adrt check component: truncated".into()),
+                },
+                CheckStatus {
+                    name: "redis".into(),
+                    load_error: Some("/etc/adrt/checks.d/redis.toml: not UTF-8".into()),
+                    ..CheckStatus::default()
+                },
+                CheckStatus {
+                    name: "wasi-hello".into(),
+                    path: Some("/etc/adrt/checks.d/wasi-hello.wasm".into()),
+                    ..CheckStatus::default()
+                },
+            ],
             autodiscovery_errors: vec![EntityErrors { entity: "pod default/web-2".into(), errors: vec!["bad JSON".into()] }],
             delivery: DeliveryStatus { queued: 2, capacity: 1024, sent: 1, dropped: 3, failed: 0 },
             forwarder: None,
@@ -247,7 +278,11 @@ mod tests {
         for expected in [
             "===================\nCollector (v 0.1.0)\n===================\n",
             "  Checks\n  ======\n",
-            "    nginx (1.0.0)\n    -------------\n      - instance #0 [OK]\n      - Collected 7 metrics, 0 events & 1 service check\n",
+            "    nginx (1.0.0)\n    -------------\n      Loaded from /etc/adrt/checks.d/nginx.wasm, manifest /etc/adrt/checks.d/nginx.toml\n      \
+             Load error (the version loaded before keeps running): /etc/adrt/checks.d/nginx.wasm is not a valid adrt check component: \
+             truncated\n      - instance #0 [OK]\n      - Collected 7 metrics, 0 events & 1 service check\n",
+            "    redis\n    -----\n      Load error: /etc/adrt/checks.d/redis.toml: not UTF-8\n\n",
+            "    wasi-hello\n    ----------\n      Loaded from /etc/adrt/checks.d/wasi-hello.wasm, no manifest\n\n",
             "      - ID: nginx:0123, pod default/web-1, container frontend\n",
             "      - Last run: 2026-11-29T03:00:00Z, 2 runs in all, average 1.50 ms\n",
             "      - instance #1 [ERROR]: connection refused (paused: pod not ready)\n      - Collected 1 metric, 0 events & 2 service checks\n",
@@ -277,6 +312,9 @@ mod tests {
                         provider: t("annotation\n"),
                         ..instance("ERROR", 1, 1)
                     }],
+                    path: Some(t("/etc/checks.d/nginx.wasm\n      - instance #1 [OK]")),
+                    manifest: Some(t("nginx.toml\x1b[2J")),
+                    load_error: Some(t("bad\n    -----")),
                 }],
                 autodiscovery_errors: vec![EntityErrors {
                     entity: t("pod default/web-2 container web\n    pod kube-system/coredns"),

@@ -1,7 +1,7 @@
 //! The wasmtime engine of the agent: configuration, linking, and loading checks by name.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -59,6 +59,8 @@ pub struct LoadedCheck {
     pub origin: Origin,
     /// What the check runs under: its manifest and the operator's settings.
     pub policy: Arc<CheckPolicy>,
+    /// The version its `info` export returned, once an instance of it started.
+    pub version: OnceLock<String>,
     pub(crate) roots: Arc<RootDirs>,
     pub(crate) pre: CheckPre<StoreState>,
 }
@@ -123,7 +125,15 @@ impl CheckEngine {
             .and_then(CheckPre::new)
             .map_err(|source| ExecError::Invalid { path: path.to_path_buf(), what: "does not fit adrt:check: ", source })?;
         let roots = Arc::new(RootDirs::new(&policy.files));
-        Ok(LoadedCheck { name: Arc::from(name), path: path.to_path_buf(), origin, policy: Arc::new(policy), roots, pre })
+        Ok(LoadedCheck {
+            name: Arc::from(name),
+            path: path.to_path_buf(),
+            origin,
+            policy: Arc::new(policy),
+            version: OnceLock::new(),
+            roots,
+            pre,
+        })
     }
 
     /// The policy of `name` under `manifest`, refused when its memory limit does not fit a slot.

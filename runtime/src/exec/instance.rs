@@ -95,6 +95,7 @@ impl LiveInstance {
             Ok(Err(trap)) => return Err(ExecError::Init { check: name, error: classify(&store, &trap, timeout) }),
             Err(_) => return Err(ExecError::Init { check: name, error: RunError::Deadline(timeout) }),
         };
+        let _ = loaded.version.set(info.version.clone());
         match init {
             Ok(()) => Ok(LiveInstance { store, check, info, timeout, poisoned: false }),
             Err(error) => Err(ExecError::Init { check: name, error: from_check_error(error) }),

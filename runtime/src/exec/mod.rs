@@ -6,8 +6,8 @@
 //! - [`instance`]: a live check instance and its deadline-bounded calls.
 //! - [`store`]: per-store state (current call, limits, WASI context).
 //! - `host`: one file per WIT interface.
-//! - [`pool`]: checks loaded once by name; live instances pooled per (tenant, check,
-//!   init_config) in a bounded number of slots.
+//! - [`pool`]: checks loaded by name, and reloaded when their files change; live instances
+//!   pooled per (tenant, check, init_config) in a bounded number of slots.
 //! - [`run`]: one run of one instance on a pooled instance (the agent's and `adrt check`'s).
 //! - [`policy`]: enforcing a check's policy on its imports; refusals counted and logged.
 //! - [`interfaces`]: this host's addresses (the egress rule of the agent's own ports).
@@ -29,9 +29,10 @@ pub mod submission;
 
 use std::path::PathBuf;
 
-pub use engine::{CheckEngine, EngineSettings, LoadedCheck, available_checks};
+pub use crate::policy::manifest::available_checks;
+pub use engine::{CheckEngine, EngineSettings, LoadedCheck};
 pub use instance::{LiveInstance, RunError, RunOutcome};
-pub use pool::{CheckRegistry, InstancePool, Lease};
+pub use pool::{CheckRegistry, InstancePool, Lease, LoadState, Reload};
 pub use run::{Execution, RunRequest};
 pub use services::{AgentSettings, HostServices, PolicyInputs};
 pub use submission::{Event, MetricKind, Sample, ServiceCheck, Status, Submissions};

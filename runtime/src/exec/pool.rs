@@ -1,4 +1,5 @@
-//! Live instances pooled per (tenant, check, init_config), and checks loaded once by name.
+//! Live instances pooled per (tenant, check, init_config), and checks loaded by name — once, and
+//! again when their files in checks.d change.
 //!
 //! A pooled instance may serve any check instance of its check within one tenant (the pod's
 //! namespace; the agent's own conf.d is a tenant too), as the WIT contract allows: memory is per
@@ -12,10 +13,20 @@
 //! [`ExecError::NoSlot`] while every other instance keeps its slot. Idle instances are dropped
 //! after [`IDLE_EVICTION`], and one whose memory grew past [`KEEP_MEMORY_BYTES`] is dropped after
 //! its run instead of being kept.
+//!
+//! Hot reload ([`CheckRegistry::reload_changed`], called by the agent's watch of checks.d): a
+//! check whose `.wasm` or `.toml` changed is loaded in full — compiled, linked against the
+//! `adrt:check` world, its manifest read and fitted to the slots — and only then swapped in as a
+//! new generation. The pools of the check go with the old generation, so each instance's next
+//! run starts (and `init`s) a live instance of the new one; a run in progress ends on the old one,
+//! whose instance is then dropped rather than given back. A change that does not load leaves the
+//! previous generation running and is kept as the check's load error until a later change loads.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -24,6 +35,7 @@ use super::ExecError;
 use super::engine::{CheckEngine, LoadedCheck};
 use super::instance::LiveInstance;
 use crate::policy::CheckPolicy;
+use crate::policy::manifest::available_checks;
 
 /// An idle instance unused for this long is dropped, its slot and memory freed.
 pub const IDLE_EVICTION: Duration = Duration::from_secs(300);
@@ -32,14 +44,101 @@ pub const KEEP_MEMORY_BYTES: usize = 16 << 20;
 /// How often idle instances of every pool are looked at for [`IDLE_EVICTION`].
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-/// Checks loaded from one checks.d, each compiled (or read from the cache) on first use.
+/// Checks loaded from one checks.d, each compiled (or read from the cache) on first use, and
+/// again when its files change (see the module docs).
 pub struct CheckRegistry {
     engine: Arc<CheckEngine>,
     dir: PathBuf,
-    loaded: Mutex<HashMap<String, Arc<LoadedCheck>>>,
+    /// By check name. Lock before `pools`.
+    checks: Mutex<HashMap<String, CheckEntry>>,
     pools: Mutex<HashMap<PoolKey, Arc<InstancePool>>>,
+    /// The next generation a loaded version gets; a pool serves one generation.
+    next_generation: AtomicU64,
     slots: Arc<Slots>,
     last_sweep: Mutex<Instant>,
+}
+
+/// What the registry knows of one check.
+#[derive(Default)]
+struct CheckEntry {
+    /// The version new instances start from, once loaded.
+    current: Option<Current>,
+    /// The check's files as last looked at (loaded, failed or noted); `None`: no `.wasm` then.
+    files: Option<CheckFiles>,
+    /// Why the files as they are now did not load, while they stay so.
+    load_error: Option<String>,
+}
+
+#[derive(Clone)]
+struct Current {
+    check: Arc<LoadedCheck>,
+    generation: u64,
+}
+
+/// Enough of a check's `.wasm` and `.toml` metadata to tell that either changed (written in
+/// place, replaced by a rename, removed) without reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CheckFiles {
+    wasm: FileStamp,
+    manifest: Option<FileStamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    /// `None` when there is no such file (a symlink is followed).
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            device: meta.dev(),
+            inode: meta.ino(),
+            len: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+impl CheckFiles {
+    /// The files of `name` in `dir` now; `None` when it has no `.wasm`.
+    fn of(dir: &Path, name: &str) -> Option<CheckFiles> {
+        let wasm = FileStamp::of(&dir.join(format!("{name}.wasm")))?;
+        Some(CheckFiles { wasm, manifest: FileStamp::of(&dir.join(format!("{name}.toml"))) })
+    }
+}
+
+/// What [`CheckRegistry::reload_changed`] did to one check whose files changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// A check with no version loaded before (new, or not used yet) loaded: configs waiting for
+    /// it can be scheduled.
+    Added { check: String },
+    /// Its component or manifest changed and loaded: instances move to it on their next run.
+    Replaced { check: String },
+    /// Its component is gone: its pools are dropped and its instances must be unscheduled.
+    Removed { check: String },
+    /// Its files changed but do not load; the previous version, if any, keeps running.
+    Failed { check: String, error: String },
+}
+
+/// Where the running version of a check came from and how its last load went, for the status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadState {
+    /// The component the running version was loaded from (`None` before its first load).
+    pub path: Option<PathBuf>,
+    /// Its manifest, if it had one.
+    pub manifest: Option<PathBuf>,
+    /// What its `info` export returned, once an instance of it started.
+    pub version: Option<String>,
+    /// Why its changed files did not load.
+    pub load_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,8 +160,9 @@ impl CheckRegistry {
         CheckRegistry {
             engine,
             dir,
-            loaded: Mutex::default(),
+            checks: Mutex::default(),
             pools: Mutex::default(),
+            next_generation: AtomicU64::new(1),
             slots,
             last_sweep: Mutex::new(Instant::now()),
         }
@@ -82,24 +182,126 @@ impl CheckRegistry {
         self.slots.held.lock().values().sum()
     }
 
-    fn load(&self, name: &str) -> Result<Arc<LoadedCheck>, ExecError> {
-        if let Some(loaded) = self.loaded.lock().get(name) {
-            return Ok(loaded.clone());
+    /// The current version of `name`, loaded now if it never was.
+    fn load(&self, name: &str) -> Result<Current, ExecError> {
+        if let Some(current) = self.checks.lock().get(name).and_then(|entry| entry.current.clone()) {
+            return Ok(current);
         }
-        // Compiling takes a while; other checks may load meanwhile (at worst twice, harmlessly).
-        let loaded = Arc::new(self.engine.load(&self.dir, name)?);
-        self.loaded.lock().insert(name.to_string(), loaded.clone());
-        Ok(loaded)
+        // Looked at before reading: a change while compiling is seen again by the next rescan.
+        let files = CheckFiles::of(&self.dir, name);
+        // Compiling takes a while; other checks may load meanwhile.
+        let check = Arc::new(self.engine.load(&self.dir, name)?);
+        let mut checks = self.checks.lock();
+        let entry = checks.entry(name.to_string()).or_default();
+        // Another first use, or a reload, may have come first: theirs stands.
+        if let Some(current) = &entry.current {
+            return Ok(current.clone());
+        }
+        let current = Current { check, generation: self.next_generation.fetch_add(1, Ordering::Relaxed) };
+        *entry = CheckEntry { current: Some(current.clone()), files, load_error: None };
+        Ok(current)
     }
 
     /// The policy `name` runs under: its loaded one, else built from its manifest now.
     pub fn policy(&self, name: &str) -> Result<Arc<CheckPolicy>, ExecError> {
-        if let Some(loaded) = self.loaded.lock().get(name) {
-            return Ok(loaded.policy.clone());
+        if let Some(current) = self.checks.lock().get(name).and_then(|entry| entry.current.as_ref()) {
+            return Ok(current.check.policy.clone());
         }
         let manifest =
             crate::policy::manifest::load(&self.dir, name).map_err(|message| ExecError::Policy { check: name.to_string(), message })?;
         Ok(Arc::new(self.engine.policy(name, manifest)?))
+    }
+
+    /// Notes the files of checks.d as they are now: [`reload_changed`](Self::reload_changed)
+    /// then reloads only what changes after (checks not loaded yet still load on first use).
+    pub fn note_files(&self) {
+        let mut checks = self.checks.lock();
+        for name in available_checks(&self.dir) {
+            let files = CheckFiles::of(&self.dir, &name);
+            checks.entry(name).or_default().files = files;
+        }
+    }
+
+    /// Reloads every check whose files changed since they were last looked at: a new or changed
+    /// one is loaded in full and swapped in, a removed one dropped, one that does not load kept
+    /// as it was (see the module docs). Blocks while compiling: call it off the async runtime.
+    pub fn reload_changed(&self) -> Vec<Reload> {
+        let mut names: BTreeSet<String> = available_checks(&self.dir).into_iter().collect();
+        names.extend(self.checks.lock().keys().cloned());
+        names.into_iter().filter_map(|name| self.reload_if_changed(name)).collect()
+    }
+
+    fn reload_if_changed(&self, check: String) -> Option<Reload> {
+        let files = CheckFiles::of(&self.dir, &check);
+        let seen = self.checks.lock().get(&check).and_then(|entry| entry.files.clone());
+        if files == seen {
+            return None;
+        }
+        if files.is_none() {
+            self.checks.lock().remove(&check);
+            self.drop_pools(&check);
+            return Some(Reload::Removed { check });
+        }
+        let loaded = self.engine.load(&self.dir, &check);
+        let mut checks = self.checks.lock();
+        let entry = checks.entry(check.clone()).or_default();
+        entry.files = files;
+        match loaded {
+            Ok(loaded) => {
+                let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                let previous = entry.current.replace(Current { check: Arc::new(loaded), generation });
+                entry.load_error = None;
+                drop(checks);
+                self.drop_pools(&check);
+                Some(if previous.is_none() { Reload::Added { check } } else { Reload::Replaced { check } })
+            }
+            Err(error) => {
+                let error = error.to_string();
+                entry.load_error = Some(error.clone());
+                Some(Reload::Failed { check, error })
+            }
+        }
+    }
+
+    /// Drops the pools of `check` and their idle instances; leases out now are not taken back.
+    fn drop_pools(&self, check: &str) {
+        let mut gone = Vec::new();
+        self.pools.lock().retain(|key, pool| {
+            let keep = key.check != check;
+            if !keep {
+                gone.push(pool.clone());
+            }
+            keep
+        });
+        for pool in gone {
+            pool.idle.lock().clear();
+        }
+    }
+
+    /// Where each check known here was loaded from and how its last load went, by name.
+    pub fn load_states(&self) -> BTreeMap<String, LoadState> {
+        let checks = self.checks.lock();
+        checks
+            .iter()
+            .filter(|(_, entry)| entry.current.is_some() || entry.load_error.is_some())
+            .map(|(name, entry)| {
+                let check = entry.current.as_ref().map(|current| &current.check);
+                let state = LoadState {
+                    path: check.map(|c| c.path.clone()),
+                    manifest: check.and_then(|c| c.policy.manifest.clone()),
+                    version: check.and_then(|c| c.version.get().cloned()),
+                    load_error: entry.load_error.clone(),
+                };
+                (name.clone(), state)
+            })
+            .collect()
+    }
+
+    /// Is `pool` of the current generation of its check?
+    fn is_current(&self, pool: &InstancePool) -> bool {
+        let checks = self.checks.lock();
+        let current = checks.get(&*pool.loaded.name).and_then(|entry| entry.current.as_ref());
+        current.is_some_and(|current| current.generation == pool.generation)
     }
 
     /// The pool of this tenant, check and init_config if it exists already (no loading).
@@ -114,12 +316,16 @@ impl CheckRegistry {
         if let Some(pool) = self.pools.lock().get(&key) {
             return Ok(pool.clone());
         }
-        let pool = Arc::new(InstancePool {
-            loaded: self.load(check)?,
-            tenant: Arc::from(tenant),
-            init_config: key.init_config.clone(),
-            idle: Mutex::default(),
-        });
+        let Current { check: loaded, generation } = self.load(check)?;
+        let pool =
+            Arc::new(InstancePool { loaded, generation, tenant: Arc::from(tenant), init_config: key.init_config.clone(), idle: Mutex::default() });
+        // A reload between loading and here dropped the check's pools already: this one serves
+        // the run that asked for it, once, and is not kept.
+        let checks = self.checks.lock();
+        let current = checks.get(check).and_then(|entry| entry.current.as_ref());
+        if current.is_none_or(|current| current.generation != generation) {
+            return Ok(pool);
+        }
         Ok(self.pools.lock().entry(key).or_insert(pool).clone())
     }
 
@@ -139,9 +345,10 @@ impl CheckRegistry {
         Ok(Lease { live, slot })
     }
 
-    /// Returns an instance after a run; a poisoned one, or one that grew large, is dropped.
+    /// Returns an instance after a run; a poisoned one, one that grew large, or one of a version
+    /// reloaded since, is dropped.
     pub fn give_back(&self, pool: &InstancePool, lease: Lease) {
-        if lease.live.is_usable() && lease.live.memory_bytes() <= KEEP_MEMORY_BYTES {
+        if lease.live.is_usable() && lease.live.memory_bytes() <= KEEP_MEMORY_BYTES && self.is_current(pool) {
             pool.idle.lock().push(Idle { lease, since: Instant::now() });
         }
     }
@@ -210,6 +417,8 @@ impl CheckRegistry {
 /// Idle live instances of one (tenant, check, init_config), oldest first.
 pub struct InstancePool {
     loaded: Arc<LoadedCheck>,
+    /// The registry's generation of `loaded`: only a current one takes instances back.
+    generation: u64,
     tenant: Arc<str>,
     init_config: String,
     idle: Mutex<Vec<Idle>>,

@@ -1,5 +1,6 @@
 //! `<name>.toml` beside `<name>.wasm`: what a check declares it needs. The operator's
-//! `checks.<name>` settings have the same shape and win key by key.
+//! `checks.<name>` settings have the same shape and win key by key. And which checks a checks.d
+//! holds: its `<name>.wasm` files.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,17 @@ impl Grants {
     }
 }
 
+/// The names of the checks in a checks.d (its `<name>.wasm` files), sorted.
+pub fn available_checks(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".wasm").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The manifest of `name` in `dir`: `Ok(None)` when there is none; an error names the file and,
 /// for a bad key or value, its line.
 pub fn load(dir: &Path, name: &str) -> Result<Option<(PathBuf, Grants)>, String> {
@@ -69,17 +81,6 @@ pub fn load(dir: &Path, name: &str) -> Result<Option<(PathBuf, Grants)>, String>
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
     let grants = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
     Ok(Some((path, grants)))
-}
-
-/// The names of the checks in a directory, sorted.
-pub fn available_checks(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".wasm").map(str::to_string))
-        .collect();
-    names.sort();
-    names
 }
 
 #[cfg(test)]

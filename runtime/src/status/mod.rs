@@ -113,8 +113,19 @@ pub struct ListenerStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckStatus {
     pub name: String,
+    /// What the running version's `info` export returns, once an instance of it started.
     pub version: Option<String>,
     pub instances: Vec<InstanceStatus>,
+    /// The component the running version was loaded from; `None` before it first loads.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The running version's manifest; `None` when it has none (or has not loaded).
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// Why the check's files, changed since, did not load: the version loaded before keeps
+    /// running.
+    #[serde(default)]
+    pub load_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
