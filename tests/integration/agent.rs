@@ -78,6 +78,11 @@ impl RunningAgent {
         RunningAgent { child, status_addr, health_addr, dir }
     }
 
+    /// Where the status API and the health probes listen.
+    pub(crate) fn addresses(&self) -> (SocketAddr, SocketAddr) {
+        (self.status_addr, self.health_addr)
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }

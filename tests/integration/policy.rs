@@ -83,8 +83,27 @@ async fn hostile_pods() {
         }
     }
 
+    // The good pod first: the thief's URLs name the agent's own ports, known once it runs.
+    let pods_file = dir.join("pods.json");
+    let good_pod = seed_pod("good", &good, true);
+    write_pods(&pods_file, vec![good_pod.clone()]);
+    let mut agent = RunningAgent::start(&[
+        "--pods-file",
+        pods_file.to_str().unwrap(),
+        "--metrics-addr",
+        &metrics_all,
+        "--conf-dir",
+        conf.to_str().unwrap(),
+        "--checks-dir",
+        checks_dir.to_str().unwrap(),
+        "--flush-interval",
+        "1",
+    ]);
+    let (status, health) = agent.addresses();
     let urls = [
         ("http://169.254.169.254/latest/meta-data/".to_string(), "link-local"),
+        (format!("http://{status}/status"), "agent-port"),
+        (format!("http://{health}/live"), "agent-port"),
         (format!("http://{evil_ip}:{}/metrics", metrics.port()), "agent-port"),
         (format!("http://{neighbour}/nginx_status"), "not-target"),
         (format!("http://{}/to-neighbour", evil.addr), "not-target"),
@@ -102,25 +121,13 @@ async fn hostile_pods() {
     });
     let mut thief = pod_json("thief", "evil", &unique("uid"), "node-1", evil_ip, &[("ad.datadoghq.com/app.checks", &checks.to_string())], true);
     thief["spec"]["containers"][0]["ports"] = json!([{"containerPort": evil.addr.port(), "protocol": "TCP"}]);
-    let pods_file = dir.join("pods.json");
-    write_pods(&pods_file, vec![seed_pod("good", &good, true), thief]);
-
-    let mut agent = RunningAgent::start(&[
-        "--pods-file",
-        pods_file.to_str().unwrap(),
-        "--metrics-addr",
-        &metrics_all,
-        "--conf-dir",
-        conf.to_str().unwrap(),
-        "--checks-dir",
-        checks_dir.to_str().unwrap(),
-        "--flush-interval",
-        "1",
-    ]);
+    let replaced = dir.join("pods.json.new");
+    write_pods(&replaced, vec![good_pod, thief]);
+    std::fs::rename(&replaced, &pods_file).unwrap();
     let info = agent
         .wait_for("every instance of the thief ran twice", |i| {
             let thief: Vec<Value> = instances(i).into_iter().filter(|x| x["source"]["pod"] == "thief").collect();
-            thief.len() == 10 && thief.iter().all(|x| x["total_runs"].as_u64() >= Some(2)) && good_runs(i) >= 2
+            thief.len() == 12 && thief.iter().all(|x| x["total_runs"].as_u64() >= Some(2)) && good_runs(i) >= 2
         })
         .await;
 

@@ -277,7 +277,8 @@ async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: 
     let first_origin = url.origin();
     let ca = ca_pem.as_deref().map(|pem| Sha256::digest(pem).into());
     let mut body = request.body;
-    for hop in 0..=MAX_REDIRECTS {
+    let mut redirects = 0;
+    loop {
         let pinned = gate.admit(original, &url).await?;
         let key = ClientKey { https: url.scheme() == "https", tls_verify: request.tls_verify, ca, pinned };
         let client = gate.services.http.get(key, ca_pem.as_deref(), original)?;
@@ -298,9 +299,10 @@ async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: 
         let status = response.status();
         let location = response.headers().get(reqwest::header::LOCATION).filter(|_| status.is_redirection());
         let Some(location) = location else { return read_response(original, response, limit).await };
-        if hop == MAX_REDIRECTS {
+        if redirects == MAX_REDIRECTS {
             return Err(Error::Other(format!("{original}: more than {MAX_REDIRECTS} redirects")));
         }
+        redirects += 1;
         let next = location
             .to_str()
             .ok()
@@ -314,7 +316,6 @@ async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: 
         }
         url = next;
     }
-    unreachable!("the loop returns by its last hop")
 }
 
 /// The status, headers and body of a response, the body bounded by `limit`.
