@@ -145,7 +145,9 @@ fn file_root(grant: &str, roots: &HostRoots) -> Result<FileRoot, String> {
     Ok(FileRoot { grant: grant.to_string(), path })
 }
 
-/// The operator's settings of one check (`checks.<name>` in the config file).
+/// The operator's settings of one check (`checks.<name>` in the config file): `namespaces` and
+/// the keys of [`Grants`], spelled out rather than `#[serde(flatten)]`ed, because serde cannot
+/// refuse unknown keys through a flattened struct and a misspelt grant must be an error.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorCheck {
