@@ -368,6 +368,8 @@ pub struct Config {
     /// Limits of checks whose manifest and `checks.<name>` set none.
     pub limits: Limits,
     pub memory_budget_mib: u32,
+    /// What every instance slot reserves: the largest memory limit of any check at start.
+    pub slot_memory_mib: u32,
     /// The operator's settings of each check.
     pub checks: BTreeMap<String, OperatorCheck>,
     pub egress_deny: Vec<IpNet>,
@@ -497,18 +499,7 @@ impl Config {
 
     /// How many check instances may live at once: the memory budget over the slot size.
     pub fn instance_slots(&self) -> u32 {
-        (self.memory_budget_mib / self.largest_memory_mib()).max(1)
-    }
-
-    /// The largest memory limit of any check: the default, `checks.<name>.limits` and the
-    /// manifests in checks.d now. Every instance slot reserves this much.
-    pub fn largest_memory_mib(&self) -> u32 {
-        let operator = self.checks.values().filter_map(|c| c.limits.memory_mib);
-        let manifests = crate::policy::manifest::available_checks(&self.checks_dir)
-            .into_iter()
-            .filter_map(|name| crate::policy::manifest::load(&self.checks_dir, &name).ok().flatten())
-            .filter_map(|(_, grants)| grants.limits.memory_mib);
-        operator.chain(manifests).fold(self.limits.memory_mib, u32::max).min(4096)
+        (self.memory_budget_mib / self.slot_memory_mib).max(1)
     }
 
     /// The sockets the agent listens on (status, health, metrics, DogStatsD), which checks of
@@ -601,6 +592,7 @@ impl Config {
         let limits = layer.limits.unwrap_or_default().apply(Limits::default()).map_err(|e| ConfigError::Invalid(format!("limits.{e}")))?;
         let memory_budget_mib = layer.memory_budget_mib.unwrap_or(1024);
         let checks = layer.checks.unwrap_or_default();
+        let checks_dir = paths::checks_dir(layer.checks_dir);
         for (name, settings) in &checks {
             settings.limits.apply(limits).map_err(|e| ConfigError::Invalid(format!("checks.{name}.limits.{e}")))?;
         }
@@ -687,8 +679,9 @@ impl Config {
             },
             etcd_url,
             in_cluster,
-            checks_dir: paths::checks_dir(layer.checks_dir),
             cache_dir: (!layer.no_cache.unwrap_or(false)).then(|| paths::cache_dir(layer.cache_dir)),
+            slot_memory_mib: largest_memory_mib(&limits, &checks, &checks_dir),
+            checks_dir,
             limits,
             memory_budget_mib,
             checks,
@@ -699,13 +692,22 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "memory_budget_mib {} / the largest memory limit {} MiB gives {slots} instance slots, fewer than workers {}: \
                  raise the budget or lower the workers",
-                config.memory_budget_mib,
-                config.largest_memory_mib(),
-                config.workers
+                config.memory_budget_mib, config.slot_memory_mib, config.workers
             )));
         }
         Ok(config)
     }
+}
+
+/// The largest memory limit of any check: the default, `checks.<name>.limits` and the manifests
+/// in checks.d (read once, when the settings are resolved).
+fn largest_memory_mib(defaults: &Limits, checks: &BTreeMap<String, OperatorCheck>, checks_dir: &Path) -> u32 {
+    let operator = checks.values().filter_map(|c| c.limits.memory_mib);
+    let manifests = crate::policy::manifest::available_checks(checks_dir)
+        .into_iter()
+        .filter_map(|name| crate::policy::manifest::load(checks_dir, &name).ok().flatten())
+        .filter_map(|(_, grants)| grants.limits.memory_mib);
+    operator.chain(manifests).fold(defaults.memory_mib, u32::max).min(4096)
 }
 
 /// The API key in a file (a mounted Secret): its first line; regular and small. `None` when the

@@ -38,7 +38,7 @@ impl EngineSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         EngineSettings {
             max_instances: config.instance_slots(),
-            slot_memory: (config.largest_memory_mib() as usize) << 20,
+            slot_memory: (config.slot_memory_mib as usize) << 20,
             limits: config.limits,
             cache_dir: config.cache_dir.clone(),
         }
