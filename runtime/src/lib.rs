@@ -24,6 +24,8 @@
 //! Around them:
 //! - [`agent`]: the stages wired together (`Runner` = exec → aggregate → send), replanning on
 //!   every snapshot and every change of checks.d; [`cli`]: the `adrt` commands; [`status`]: the documents of the status API.
+//! - [`lint`]: `adrt lint`, the same annotation parser and resolver run on manifests' pod
+//!   templates before they ship.
 //!
 //! Below them, shared by several stages:
 //! - [`config`]: the one settings tree (flags → environment → YAML → defaults).
@@ -50,6 +52,7 @@ pub mod dogstatsd;
 
 pub mod agent;
 pub mod cli;
+pub mod lint;
 pub mod status;
 
 pub mod config;

@@ -505,6 +505,7 @@ fn the_repositorys_examples_resolve_to_the_nginx_check() {
     let ctx = adrt::resolve::DiscoveryContext {
         node_name: "local",
         env_allowlist: &[],
+        stage: adrt::resolve::Stage::Live,
         known_checks: &known,
         policy_of: &|_| None,
         file_templates: &[],

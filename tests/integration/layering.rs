@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("leaves", &["text", "pod", "instance_id", "regular_file", "watchdog", "status"]),
     ("shared model and settings", &["model", "config", "tagger", "policy"]),
     ("pipeline stages", &["discover", "annotations", "confd", "store", "resolve", "schedule", "exec", "aggregate", "send", "dogstatsd", "secrets"]),
-    ("the agent and the commands", &["agent", "cli"]),
+    ("the agent and the commands", &["agent", "cli", "lint"]),
 ];
 
 fn source_dir() -> PathBuf {

@@ -282,6 +282,7 @@ impl Agent {
         let ctx = DiscoveryContext {
             node_name: &self.config.node_name,
             env_allowlist: &self.config.env_allowlist,
+            stage: crate::resolve::Stage::Live,
             known_checks: &known,
             policy_of: &policy_of,
             file_templates: &templates,

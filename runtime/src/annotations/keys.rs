@@ -121,7 +121,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 }
 
 /// The closest candidate: same words in another order (`exclude_metrics`), or at most 2 edits.
-pub(super) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let words = |s: &str| {
         let mut w: Vec<String> = s.split(['_', '-', '.']).map(str::to_lowercase).collect();
         w.sort();

@@ -5,6 +5,8 @@
 mod checks;
 mod keys;
 
+pub(crate) use keys::suggest;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod configcheck;
 pub mod info;
+pub mod lint;
 pub mod run;
 pub mod status_client;
 
@@ -33,6 +34,9 @@ enum Command {
     Configcheck(status_client::StatusArgs),
     /// Run one check one-off and print what it collected.
     Check(check::CheckArgs),
+    /// Find Autodiscovery mistakes in Kubernetes manifests before they ship: the agent's own
+    /// annotation parser, resolver, check validation and sandbox policy, run on pod templates.
+    Lint(lint::LintArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +56,7 @@ pub fn main() -> ExitCode {
             Command::Info(args) => info::run(args).await,
             Command::Configcheck(args) => configcheck::run(args).await,
             Command::Check(args) => check::run(args).await,
+            Command::Lint(args) => lint::run(args).await,
         }
     });
     result.unwrap_or_else(fatal)

@@ -21,12 +21,14 @@ use crate::policy::{CheckPolicy, Reach};
 use crate::tagger;
 use crate::text;
 use template::{Target, Vars};
+pub use template::Stage;
 
 pub struct DiscoveryContext<'a> {
     /// `%%hostname%%` of a static config or of a pod on the host's network.
     pub node_name: &'a str,
     /// `%%env_<VAR>%%` resolves only for these names.
     pub env_allowlist: &'a [String],
+    pub stage: Stage,
     /// Whether checks.d holds `<name>.wasm`.
     pub known_checks: &'a dyn Fn(&str) -> bool,
     /// The policy a check runs under (which namespaces may request it, its default interval);
@@ -228,7 +230,7 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
         let annotation_tags = parsed.tags_of(Some(&container.name));
         let scope = Scope {
             ctx,
-            vars: Vars { target: Some(Target { pod, container }), node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
+            vars: Vars { target: Some(Target { pod, container }), node_name: ctx.node_name, env_allowlist: ctx.env_allowlist, stage: ctx.stage },
             source: Source {
                 namespace: pod.metadata.namespace.clone(),
                 pod: pod.metadata.name.clone(),
@@ -281,7 +283,7 @@ pub fn static_configs(files: &[CheckTemplate], ctx: &DiscoveryContext) -> PodCon
     for file in files.iter().filter(|f| f.ad_identifiers.is_empty()) {
         let scope = Scope {
             ctx,
-            vars: Vars { target: None, node_name: ctx.node_name, env_allowlist: ctx.env_allowlist },
+            vars: Vars { target: None, node_name: ctx.node_name, env_allowlist: ctx.env_allowlist, stage: ctx.stage },
             source: Source::default(),
             entity: file.entity(),
             tags: Vec::new(),

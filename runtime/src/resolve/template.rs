@@ -19,6 +19,18 @@ pub struct Vars<'a> {
     pub target: Option<Target<'a>>,
     pub node_name: &'a str,
     pub env_allowlist: &'a [String],
+    pub stage: Stage,
+}
+
+/// What the variables are resolved against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A running pod, in the agent: `%%env_<VAR>%%` from the agent's environment.
+    Live,
+    /// A pod template, in `adrt lint`, far from any agent: `%%env_<VAR>%%` is checked against
+    /// the allowlist and stands as `${VAR}`; what only a running pod has (Multus' network
+    /// annotation) is unknown rather than missing.
+    Template,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +125,12 @@ fn variable(name: &str, vars: &Vars) -> Result<String, Unresolvable> {
                  (unlike Datadog, adrt does not hand its whole environment to pod annotations)"
             )));
         }
-        return std::env::var(var).map_err(|_| fail(format!("%%env_{var}%%: {var} is not set in the agent's environment")));
+        return match vars.stage {
+            Stage::Live => {
+                std::env::var(var).map_err(|_| fail(format!("%%env_{var}%%: {var} is not set in the agent's environment")))
+            }
+            Stage::Template => Ok(format!("${{{var}}}")),
+        };
     }
     let pod_variable = matches!(name, "host" | "port" | "kube_namespace" | "kube_pod_name" | "kube_pod_uid" | "kube_container_name")
         || name.starts_with("host_")
@@ -138,7 +155,7 @@ fn variable(name: &str, vars: &Vars) -> Result<String, Unresolvable> {
             ports.last().map(|p| p.to_string()).ok_or_else(|| fail(no_ports(name, container)))
         }
         _ => match (name.strip_prefix("host_"), name.strip_prefix("port_")) {
-            (Some(network), _) => network_ip(pod, network),
+            (Some(network), _) => network_ip(pod, network, vars.stage),
             (_, Some(port)) => named_port(container, port),
             _ => Err(fail(format!("unknown template variable %%{}%%; known: {KNOWN}", text::quote(name)))),
         },
@@ -153,13 +170,15 @@ fn pod_ip(pod: &Pod) -> Result<String, Unresolvable> {
 
 /// `%%host_<network>%%`: `pod` is the pod IP; otherwise a Multus network of the
 /// `k8s.v1.cni.cncf.io/network-status` annotation, by name (`<ns>/<name>` or `<name>`) or interface.
-fn network_ip(pod: &Pod, network: &str) -> Result<String, Unresolvable> {
+fn network_ip(pod: &Pod, network: &str, stage: Stage) -> Result<String, Unresolvable> {
     if network == "pod" {
         return pod_ip(pod);
     }
     const KEY: &str = "k8s.v1.cni.cncf.io/network-status";
     let Some(raw) = pod.metadata.annotations.get(KEY) else {
-        return Err(fail(format!("%%host_{network}%%: the pod has no `{KEY}` annotation listing its networks")));
+        let reason = format!("%%host_{network}%%: the pod has no `{KEY}` annotation listing its networks");
+        // Multus writes it on the running pod: a template never has it.
+        return Err(Unresolvable { reason: text::bounded(reason), transient: stage == Stage::Template });
     };
     let networks: Vec<Value> =
         serde_json::from_str(raw).map_err(|e| fail(format!("%%host_{network}%%: annotation `{KEY}` is not a JSON list: {e}")))?;

@@ -58,6 +58,7 @@ fn discover(pod: &Pod, files: &[CheckTemplate]) -> PodConfigs {
     let ctx = DiscoveryContext {
         node_name: "node-1",
         env_allowlist: &allow,
+        stage: Stage::Live,
         known_checks: &known,
         policy_of: &|_| None,
         file_templates: files,
@@ -634,6 +635,7 @@ fn checks_get_tags_at_the_checks_cardinality() {
         let ctx = DiscoveryContext {
             node_name: "node-1",
             env_allowlist: &[],
+            stage: Stage::Live,
             known_checks: &known,
         policy_of: &|_| None,
             file_templates: &[],
@@ -757,6 +759,7 @@ fn static_configs_resolve_node_variables_only() {
     let ctx = DiscoveryContext {
         node_name: "node-1",
         env_allowlist: &allow,
+        stage: Stage::Live,
         known_checks: &known,
         policy_of: &|_| None,
         file_templates: &files,
@@ -1027,6 +1030,7 @@ fn hostname_is_what_the_container_sees() {
     let ctx = DiscoveryContext {
         node_name: "",
         env_allowlist: &[],
+        stage: Stage::Live,
         known_checks: &known,
         policy_of: &|_| None,
         file_templates: &[],
@@ -1056,6 +1060,7 @@ fn the_checks_policy_decides_who_may_request_it_its_interval_and_what_its_instan
     let ctx = DiscoveryContext {
         node_name: "node-1",
         env_allowlist: &allow,
+        stage: Stage::Live,
         known_checks: &known,
         policy_of: &policy_of,
         file_templates: &[],
