@@ -31,6 +31,7 @@ mod hostile;
 mod slots;
 /// The shape of runtime/src: no import cycle, no module reaching up a layer.
 mod layering;
+mod lint;
 /// `GET /metrics` scraped by a real Prometheus, checked by promtool; a gone pod's series go.
 mod prometheus;
 /// Delivery to a local Datadog intake: payload shapes, splitting, outages, the spool.

@@ -299,9 +299,10 @@ fn is_autodiscovery(key: &str) -> bool {
     key.starts_with(AD_PREFIX) || key.starts_with(LEGACY_PREFIX)
 }
 
-/// The key a problem of `annotations` or `resolve` is about: both name it as ``annotation `KEY` ``.
+/// The key a problem of `annotations` or `resolve` is about: both name it as ``annotation `KEY` ``
+/// (the first of several as ``annotations `KEY` ``).
 fn annotation_key(message: &str) -> Option<&str> {
-    let start = message.find("annotation `")? + "annotation `".len();
+    let start = ["annotation `", "annotations `"].iter().find_map(|lead| message.find(lead).map(|at| at + lead.len()))?;
     let len = message[start..].find('`')?;
     Some(&message[start..start + len]).filter(|key| is_autodiscovery(key))
 }
@@ -364,6 +365,7 @@ mod tests {
     fn problems_name_their_annotation_key() {
         let message = "annotation `ad.datadoghq.com/web.checks`: check `nginx`: %%port_5%%: ...";
         assert_eq!(annotation_key(message), Some("ad.datadoghq.com/web.checks"));
+        assert_eq!(annotation_key("annotations `ad.datadoghq.com/a.check_names` (2 entries), `b` (1)"), Some("ad.datadoghq.com/a.check_names"));
         assert_eq!(annotation_key("check `nginx`: no check component"), None);
         assert_eq!(annotation_key("annotation `other.io/x` is fine"), None);
     }
