@@ -12,7 +12,7 @@ use crate::agent::{RunningAgent, all_ok_with_seven_metrics, nginx_instances, ngi
 use crate::fake_kube::{pod_json, unique};
 use crate::util::{LocalNginx, scratch_dir};
 
-/// The DaemonSet's memory limit (deploy/kubernetes/adrt.yaml).
+/// The DaemonSet's memory limit (deploy/kubernetes/daemonset.yaml).
 const DAEMONSET_MEMORY_LIMIT: u64 = 256 << 20;
 
 /// Writes a PodList (or raw text) to the pods file, atomically.
