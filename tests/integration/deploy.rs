@@ -40,6 +40,16 @@ fn documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The agent container's memory limit in deploy/kubernetes/daemonset.yaml, in bytes: what the
+/// agent must stay under whatever pods do.
+pub(crate) fn agent_memory_limit() -> u64 {
+    let text = std::fs::read_to_string(repo().join("deploy/kubernetes/daemonset.yaml")).unwrap();
+    let ds = documents(&text).into_iter().find(|d| d["kind"] == "DaemonSet").expect("a DaemonSet");
+    let limit = ds["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"].as_str().unwrap();
+    let mib: u64 = limit.strip_suffix("Mi").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("a limit in Mi: {limit}"));
+    mib << 20
+}
+
 fn is_object(doc: &Value) -> bool {
     doc["apiVersion"].is_string() && doc["kind"].is_string()
 }
@@ -656,6 +666,10 @@ async fn run_the_daemonset() {
         assert!(Instant::now() < deadline, "no network series in /metrics:\n{body}\n{}", agent_log());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Its memory at its most so far, compiling the checks included, within the container's limit.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak_kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+    assert!(peak_kib << 10 < agent_memory_limit(), "peak RSS {peak_kib} KiB");
     drop(running);
     let _ = std::fs::remove_dir_all(&node.dir);
 }
