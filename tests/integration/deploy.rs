@@ -7,7 +7,7 @@
 //! environment and its volumes at their paths under a read-only root — in a network namespace of
 //! its own (the pod's), beside a kubelet on the node's read-only port. The test emulates the
 //! kubelet, not the agent: the only setting it changes is the Datadog intake (a closed loopback
-//! port instead of Datadog's).
+//! port instead of Datadog's). Root, as the other namespace tests: mount and network namespaces.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -418,6 +418,11 @@ impl Container {
             identity.push("--no-new-privs".into());
         }
 
+        // The root: the image's base system is the node's own Debian /usr, read-only, with a
+        // /usr/local of the image's own (the agent goes there); /proc is the node's pids (the pod
+        // has hostPID); the CA certificates a TLS intake needs. Then the image's files and the
+        // volumes at their paths. Seccomp is not emulated.
+        assert_eq!(pod["hostPID"], true, "{name}: this test's containers see the node's pids");
         let mut script = String::from(
             "set -e\nroot=\"$1\"; shift\nmount -t tmpfs -o mode=0755 tmpfs \"$root\"\ncd \"$root\"\n\
              mkdir -p usr dev proc etc/ssl\n\
