@@ -523,23 +523,31 @@ fn the_repositorys_examples_resolve_to_the_nginx_check() {
         .collect();
     assert_eq!(urls, [json!("http://127.0.0.2:18080/nginx_status"), json!("http://127.0.0.3:18080/nginx_status")]);
 
-    // The seed's Deployment: its pod template, as the kubelet would serve a replica of it.
-    let text = std::fs::read_to_string(deploy.join("kubernetes/nginx-example.yaml")).unwrap();
-    let deployment = serde_yaml::Deserializer::from_str(&text)
+    // The seed's Deployment (legacy annotations) and its twin in the v2 form: each one's pod
+    // template, as the kubelet would serve a replica of it, asks for the same nginx instance.
+    let text = std::fs::read_to_string(deploy.join("examples/nginx.yaml")).unwrap();
+    let deployments: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
         .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-        .find(|d| d["kind"] == "Deployment")
-        .expect("a Deployment");
-    let mut pod: Value = serde_json::to_value(&deployment["spec"]["template"]).unwrap();
-    pod["metadata"]["name"] = json!("sada4j-nginx-5d9c7b8f6d-4xk2p");
-    pod["metadata"]["namespace"] = json!("sada4j");
-    pod["status"] = json!({"phase": "Running", "podIP": "10.8.0.12", "conditions": [{"type": "Ready", "status": "True"}]});
-    let configs = adrt::resolve::discover_pod(&serde_json::from_value(pod).unwrap(), &ctx);
-    assert!(configs.problems.is_empty(), "{:?}", configs.problems);
-    assert_eq!(configs.resolved.len(), 1);
-    assert_eq!(configs.resolved[0].instance, json!({"nginx_status_url": "http://10.8.0.12:80/nginx_status"}));
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    assert_eq!(deployments.len(), 2, "the legacy and the v2 Deployment");
+    let mut formats = Vec::new();
+    for deployment in deployments {
+        let mut pod: Value = serde_json::to_value(&deployment["spec"]["template"]).unwrap();
+        pod["metadata"]["name"] = json!(format!("{}-5d9c7b8f6d-4xk2p", deployment["metadata"]["name"].as_str().unwrap()));
+        pod["metadata"]["namespace"] = json!("sada4j");
+        pod["status"] = json!({"phase": "Running", "podIP": "10.8.0.12", "conditions": [{"type": "Ready", "status": "True"}]});
+        let configs = adrt::resolve::discover_pod(&serde_json::from_value(pod).unwrap(), &ctx);
+        assert!(configs.problems.is_empty(), "{:?}", configs.problems);
+        assert_eq!(configs.resolved.len(), 1);
+        assert_eq!(configs.resolved[0].instance, json!({"nginx_status_url": "http://10.8.0.12:80/nginx_status"}));
+        formats.push(configs.resolved[0].provider.clone());
+    }
+    use adrt::annotations::Format;
+    assert_eq!(formats, [Format::Legacy.provider(), Format::V2.provider()]);
 
-    // The conf.d the image ships: the node checks, static.
-    let (files, problems) = adrt::confd::load_dir(&deploy.join("conf.d"));
+    // The DaemonSet's conf.d (its ConfigMap `adrt-confd`): the node checks, static.
+    let (files, problems) = adrt::confd::load_dir(&deploy.join("kubernetes/config/conf.d"));
     assert!(problems.is_empty(), "{problems:?}");
     let static_checks: Vec<String> = adrt::resolve::static_configs(&files, &ctx).resolved.into_iter().map(|c| c.check).collect();
     assert_eq!(static_checks, ["kubernetes", "network"]);

@@ -12,8 +12,6 @@ use crate::agent::{RunningAgent, all_ok_with_seven_metrics, nginx_instances, ngi
 use crate::fake_kube::{pod_json, unique};
 use crate::util::{LocalNginx, scratch_dir};
 
-/// The DaemonSet's memory limit (deploy/kubernetes/adrt.yaml).
-const DAEMONSET_MEMORY_LIMIT: u64 = 256 << 20;
 
 /// Writes a PodList (or raw text) to the pods file, atomically.
 fn write_pods_file(file: &Path, text: &str) {
@@ -145,7 +143,7 @@ async fn absurd_intervals_floods_and_unparsable_pods_files_leave_the_agent_and_i
         agent.neighbour_keeps_running(2).await;
     }
     assert_eq!(agent.probe("/live").await, 200);
-    assert!(agent.peak_rss() < DAEMONSET_MEMORY_LIMIT, "peak RSS {} bytes", agent.peak_rss());
+    assert!(agent.peak_rss() < crate::deploy::agent_memory_limit(), "peak RSS {} bytes", agent.peak_rss());
     assert!(agent.terminate().success(), "{}", agent.log());
 }
 
@@ -297,7 +295,7 @@ async fn annotations_cannot_send_the_agents_token_or_host_files_anywhere() {
         let echoed: Vec<&str> = text.lines().filter(|l| l.contains("agent-token-0123") || l.contains("machine-secret-4567")).collect();
         assert!(echoed.is_empty(), "a secret was echoed: {echoed:#?}");
     }
-    assert!(agent.peak_rss() < DAEMONSET_MEMORY_LIMIT, "peak RSS {} bytes", agent.peak_rss());
+    assert!(agent.peak_rss() < crate::deploy::agent_memory_limit(), "peak RSS {} bytes", agent.peak_rss());
     assert_eq!(agent.probe("/live").await, 200);
     assert!(agent.terminate().success(), "SIGTERM with a FIFO around\n{}", agent.log());
 }
@@ -330,6 +328,6 @@ async fn huge_responses_are_refused_before_they_are_buffered() {
         assert!(message.contains("response body over the check's limit of 4194304 bytes"), "{instance:#}");
     }
     agent.neighbour_keeps_running(2).await;
-    assert!(agent.peak_rss() < DAEMONSET_MEMORY_LIMIT, "peak RSS {} bytes", agent.peak_rss());
+    assert!(agent.peak_rss() < crate::deploy::agent_memory_limit(), "peak RSS {} bytes", agent.peak_rss());
     assert!(agent.terminate().success(), "{}", agent.log());
 }

@@ -46,3 +46,7 @@ mod policy;
 /// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx
 /// reached with the value, and no output that shows a secret.
 mod secrets;
+/// deploy/: every manifest validates strictly against the Kubernetes schema, the kustomization
+/// renders, and the DaemonSet it renders runs, its init containers and the agent started as a
+/// container runtime would.
+mod deploy;

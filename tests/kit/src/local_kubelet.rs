@@ -64,7 +64,13 @@ impl LocalKubelet {
 
     /// Answers each path in `routes`, and 404 (as the kubelet words it) elsewhere.
     pub fn serve(routes: HashMap<String, Reply>) -> anyhow::Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a local kubelet")?;
+        Self::serve_on("127.0.0.1:0".parse().expect("an address"), routes)
+    }
+
+    /// As [`serve`](Self::serve), on `addr`: a kubelet's own port (the read-only 10255) where the
+    /// test has a network namespace of its own.
+    pub fn serve_on(addr: SocketAddr, routes: HashMap<String, Reply>) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding a local kubelet on {addr}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
