@@ -45,3 +45,6 @@ mod policy;
 /// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx
 /// reached with the value, and no output that shows a secret.
 mod secrets;
+/// The seed's scenario on a simulated node: pods as network namespaces with their own addresses
+/// and a real nginx on port 80 each, a kubelet serving them, the agent in the root namespace.
+mod node_sim;
