@@ -161,6 +161,8 @@ async fn pods_are_hosts_of_their_own_that_reach_nothing_off_the_node_and_leave_n
     let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max").map_or(4_194_304, |t| t.trim().parse().unwrap());
     let dead = pid_max + 1;
     let (dead_netns, dead_bridge) = (format!("adrt-sim-{dead}-0-0"), format!("asim{dead}b0"));
+    // (Those of an earlier run of this test that failed before its node cleaned them up first.)
+    let _ = (ip(&["netns", "del", &dead_netns]), ip(&["link", "del", &dead_bridge]));
     let orphan = leftover_namespace(&dead_netns);
     let made_bridge = ip(&["link", "add", &dead_bridge, "type", "bridge"]).is_ok();
 
@@ -170,7 +172,7 @@ async fn pods_are_hosts_of_their_own_that_reach_nothing_off_the_node_and_leave_n
     assert!(!ip(&["netns", "list"]).unwrap().contains(&dead_netns), "the dead run's namespace is cleaned up");
     assert!(ip(&["link", "show", &dead_bridge]).is_err(), "the dead run's bridge is cleaned up");
     use std::os::unix::process::ExitStatusExt as _;
-    assert_eq!(orphan.wait().unwrap().signal(), Some(libc::SIGKILL), "what ran in the dead run's namespace is killed");
+    assert_eq!(orphan.0.wait().unwrap().signal(), Some(libc::SIGKILL), "what ran in the dead run's namespace is killed");
 
     let seed = PodTemplate::seed_nginx();
     let (a, b) = (sim.add_pod("pod-a", &seed).unwrap().ip, sim.add_pod("pod-b", &seed).unwrap().ip);
@@ -246,10 +248,12 @@ fn ip(args: &[&str]) -> Result<String, String> {
 
 /// A process in a network namespace of its own, named `name` (`ip netns attach`); None where
 /// namespaces cannot be made.
-fn leftover_namespace(name: &str) -> Option<std::process::Child> {
-    let mut child = std::process::Command::new("unshare").args(["-n", "sleep", "1000"]).spawn().ok()?;
+fn leftover_namespace(name: &str) -> Option<Orphan> {
+    let quiet = std::process::Stdio::null;
+    let command = std::process::Command::new("unshare").args(["-n", "sleep", "1000"]).stdout(quiet()).stderr(quiet()).spawn();
+    let mut child = Orphan(command.ok()?);
     let ours = std::fs::read_link("/proc/self/ns/net").ok()?;
-    let theirs = format!("/proc/{}/ns/net", child.id());
+    let theirs = format!("/proc/{}/ns/net", child.0.id());
     // `unshare` enters the new namespace, then becomes `sleep`.
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::read_link(&theirs).is_ok_and(|ns| ns == ours) && Instant::now() < deadline {
@@ -257,10 +261,19 @@ fn leftover_namespace(name: &str) -> Option<std::process::Child> {
     }
     // Never name this process's own namespace: cleaning it up would kill everything in it.
     let entered = std::fs::read_link(&theirs).is_ok_and(|ns| ns != ours);
-    if !entered || child.try_wait().ok().flatten().is_some() || ip(&["netns", "attach", name, &child.id().to_string()]).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+    if !entered || child.0.try_wait().ok().flatten().is_some() || ip(&["netns", "attach", name, &child.0.id().to_string()]).is_err() {
         return None;
     }
     Some(child)
+}
+
+/// A process the test started; killed when dropped, also when the test fails before the node
+/// simulation's clean-up has.
+struct Orphan(std::process::Child);
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
