@@ -191,6 +191,7 @@ impl NodeSim {
         let name = format!("{NETNS_PREFIX}{pid}-{n}");
         let bridge = format!("{LINK_PREFIX}{pid}b{n}");
         anyhow::ensure!(bridge.len() <= 15, "interface name {bridge} is too long");
+        let kubelet = FakeKubelet::start(Vec::new()).await;
 
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(LOCK_FILE);
         let lock = lock.with_context(|| format!("opening {LOCK_FILE}"))?;
@@ -206,7 +207,6 @@ impl NodeSim {
             return Err(Unavailable(format!("cannot make a bridge: {e}")).into());
         }
         // From here on, dropping `sim` deletes the bridge.
-        let kubelet = FakeKubelet::start(Vec::new()).await;
         let sim = NodeSim { name, bridge, gateway, pods: Vec::new(), next_host: 2, kubelet };
         ip(&["addr", "add", &format!("{gateway}/24"), "dev", &sim.bridge])?;
         ip(&["link", "set", &sim.bridge, "up"])?;
