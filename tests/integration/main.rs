@@ -50,3 +50,6 @@ mod secrets;
 /// renders, and the DaemonSet it renders runs, its init containers and the agent started as a
 /// container runtime would.
 mod deploy;
+/// The seed's scenario on a simulated node: pods as network namespaces with their own addresses
+/// and a real nginx on port 80 each, a kubelet serving them, the agent in the root namespace.
+mod node_sim;

@@ -1,6 +1,7 @@
 //! What the tests and benchmarks of adrt need and the agent must not ship: fakes of the
-//! Kubernetes endpoints speaking the real wire protocol, a local nginx and kubelet, scratch
-//! directories, certificates, and where the build put the checks and the test components.
+//! Kubernetes endpoints speaking the real wire protocol, a local nginx and kubelet, a simulated
+//! node whose pods are network namespaces (`node_sim`), scratch directories, certificates, and
+//! where the build put the checks and the test components.
 //! A dev-dependency only (`publish = false`); its build script builds the test components
 //! (`tests/components/`) into `target/test-checks.d`, so a plain `cargo build` never does.
 
@@ -9,6 +10,7 @@ pub mod fake_kube;
 pub mod local_kubelet;
 pub mod local_nginx;
 pub mod netns;
+pub mod node_sim;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,8 @@
-//! A throwaway nginx on a loopback port with `stub_status`, for the benchmarks and the tests.
+//! A throwaway nginx with `stub_status`, for the benchmarks and the tests: on a loopback port, or
+//! on port 80 of a pod's network namespace (`node_sim`).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -32,7 +33,21 @@ impl LocalNginx {
     /// Starts nginx on a free port of `ip` with the `http` directives that `http(addr, dir)`
     /// gives: a `server` that listens on `addr`, and whatever it needs (`dir` is nginx's own
     /// scratch folder, removed with it).
-    pub fn start_with(ip: &str, http: impl FnOnce(SocketAddr, &std::path::Path) -> String) -> anyhow::Result<Self> {
+    pub fn start_with(ip: &str, http: impl FnOnce(SocketAddr, &Path) -> String) -> anyhow::Result<Self> {
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
+        let addr: SocketAddr = format!("{ip}:{port}").parse()?;
+        Self::launch(None, addr, http)
+    }
+
+    /// Starts nginx inside the network namespace `netns` (`ip netns exec`, so the child is nginx
+    /// itself) with the `http` directives that `http(addr, dir)` gives, and waits until `addr` —
+    /// an address of that namespace, which must be reachable from the caller's — accepts
+    /// connections.
+    pub fn start_in_netns(netns: &str, addr: SocketAddr, http: impl FnOnce(SocketAddr, &Path) -> String) -> anyhow::Result<Self> {
+        Self::launch(Some(netns), addr, http)
+    }
+
+    fn launch(netns: Option<&str>, addr: SocketAddr, http: impl FnOnce(SocketAddr, &Path) -> String) -> anyhow::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let binary = ["nginx", "/usr/sbin/nginx"]
             .into_iter()
@@ -40,8 +55,6 @@ impl LocalNginx {
             .context("nginx is not installed (apt-get install nginx-light)")?;
         let dir = std::env::temp_dir().join(format!("adrt-nginx-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&dir)?;
-        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
-        let addr: SocketAddr = format!("{ip}:{port}").parse()?;
         let d = dir.display();
         let config = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -52,7 +65,15 @@ impl LocalNginx {
             http = http(addr, &dir)
         );
         std::fs::write(dir.join("nginx.conf"), config)?;
-        let child = Command::new(binary)
+        let mut command = match netns {
+            Some(netns) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", netns, binary]);
+                ip
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("-p")
             .arg(&dir)
             .arg("-c")
@@ -76,6 +97,11 @@ impl LocalNginx {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(nginx)
+    }
+
+    /// nginx's scratch folder (its config, logs and temp files), removed when it stops.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn status_url(&self) -> String {
