@@ -31,6 +31,8 @@ mod hostile;
 mod slots;
 /// The shape of runtime/src: no import cycle, no module reaching up a layer.
 mod layering;
+/// `adrt lint` on manifests: each mistake of a corpus at its place, the seed's manifest's
+/// findings as its fixture lists them, deploy/ clean.
 mod lint;
 /// `GET /metrics` scraped by a real Prometheus, checked by promtool; a gone pod's series go.
 mod prometheus;

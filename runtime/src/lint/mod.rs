@@ -24,7 +24,8 @@ use crate::resolve::{self, DiscoveryContext, ResolvedConfig};
 use crate::text;
 use manifests::{Document, Object};
 
-/// The address a template's pod is given: TEST-NET-1 (RFC 5737), which no cluster uses.
+/// The address a template's pod is given: a documentation address (RFC 5737). Nothing is sent to
+/// it; it stands for the pod's IP in resolved instances and in the egress rules.
 pub const PLACEHOLDER_POD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 
 /// Where a finding is: the file and line, the object, and within it the container and the
