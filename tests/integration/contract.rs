@@ -1,5 +1,6 @@
 //! The adrt:check 0.1.1 step, with real components: a check built against the frozen 0.1.0
-//! contract (`legacy.wasm`) loads and runs on this host; `validate` of the real nginx and
+//! contract (`legacy.wasm`) loads and runs on this host, whose exports are looked up (and
+//! refused at load when they do not fit) with `validate` optional; `validate` of the real nginx and
 //! network checks says what their runs say, and fails cleanly on a check that misbehaves in it;
 //! `http-tls` gives the certificate a real nginx serves, under the egress rules of `http`;
 //! `filesystems.usage` gives the numbers `df` gives, under the file roots of `files`.
@@ -65,6 +66,22 @@ async fn a_check_built_against_0_1_0_loads_and_runs() {
             assert!(reason.contains("legacy.wasm exports no `validate`") && reason.contains("0.1.1"), "{reason}")
         }
         other => panic!("expected NotSupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_component_whose_exports_do_not_fit_is_refused_when_it_loads() {
+    let engine = engine(DEADLINE);
+    // Components in the text format, which wasmtime reads as it reads binaries.
+    let no_exports = "(component)";
+    let untyped = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (export "info" (func $f)) (export "init" (func $f)) (export "run" (func $f)))"#;
+    for (text, expected) in [(no_exports, "no export `info` found"), (untyped, "type-checking export func `info`")] {
+        let error = engine.load_bytes("unfit", Path::new("unfit.wasm"), text.as_bytes(), None).err().expect("refused").to_string();
+        assert!(error.contains(&format!("unfit.wasm is not a valid adrt check component: does not fit adrt:check: {expected}")), "{error}");
     }
 }
 
