@@ -1,7 +1,7 @@
 ;; A check whose `info` reports the version the build writes in place of 0.0.0 (`versioned-1.wasm`
 ;; says 1.0.0, `versioned-2.wasm` 2.0.0), so that a test can replace one version of a check by
-;; another while the agent runs. Its runs succeed and submit nothing. Written in WAT, like
-;; wasi-hello, to need no second guest crate for one string.
+;; another while the agent runs. Its runs succeed and submit nothing; it finds every config valid.
+;; Written in WAT, like wasi-hello, to need no second guest crate for one string.
 (module
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
@@ -9,7 +9,8 @@
   (data (i32.const 32) "0.0.0")
   ;; check-info { name: (16, 9), version: (32, 5) }
   (data (i32.const 64) "\10\00\00\00\09\00\00\00\20\00\00\00\05\00\00\00")
-  ;; 96: a zeroed result<_, check-error>, i.e. ok
+  ;; 96: a zeroed result<_, check-error>, i.e. ok; read as result<list<string>, check-error>,
+  ;; ok with no warning
 
   ;; A bump allocator (the host writes init_config and instances here); memory never shrinks.
   (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
@@ -34,5 +35,6 @@
 
   (func (export "info") (result i32) (i32.const 64))
   (func (export "init") (param i32 i32) (result i32) (i32.const 96))
+  (func (export "validate") (param i32 i32 i32 i32) (result i32) (i32.const 96))
   (func (export "run") (param i32 i32 i32 i32) (result i32) (i32.const 96))
 )

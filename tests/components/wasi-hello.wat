@@ -9,7 +9,8 @@
   (data (i32.const 32) "1.0.0")
   ;; check-info { name: (16, 10), version: (32, 5) }
   (data (i32.const 64) "\10\00\00\00\0a\00\00\00\20\00\00\00\05\00\00\00")
-  ;; 96: a zeroed result<_, check-error>, i.e. ok
+  ;; 96: a zeroed result<_, check-error>, i.e. ok; read as result<list<string>, check-error>,
+  ;; ok with no warning
   (data (i32.const 160) "hello from a WASI check\n")
 
   ;; A bump allocator that grows memory as needed (the WASI adapter allocates its state here).
@@ -35,6 +36,7 @@
 
   (func (export "info") (result i32) (i32.const 64))
   (func (export "init") (param i32 i32) (result i32) (i32.const 96))
+  (func (export "validate") (param i32 i32 i32 i32) (result i32) (i32.const 96))
   (func (export "run") (param i32 i32 i32 i32) (result i32)
     ;; iovec { buf: 160, len: 24 } at 128; bytes written at 144
     (i32.store (i32.const 128) (i32.const 160))

@@ -45,6 +45,8 @@ mod dogstatsd;
 /// The sandbox's policy: hostile pods' egress, files and credentials refused by rule, the
 /// namespace rule, every per-run limit; in a network namespace with loopback only.
 mod policy;
+/// The adrt:check 0.1.1 step: a 0.1.0 component on this host, `validate`, `http-tls`, `filesystems`.
+mod contract;
 /// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx
 /// reached with the value, and no output that shows a secret.
 mod secrets;

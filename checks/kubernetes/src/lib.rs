@@ -21,7 +21,7 @@ pub mod tags;
 #[cfg(test)]
 mod tests;
 
-use adrt_check_sdk::{Check, CheckError, Context};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context};
 
 use config::Instance;
 use kubelet::{Kubelet, decode};
@@ -73,6 +73,10 @@ impl Check for Kubernetes {
         }
 
         if problems.is_empty() { Ok(()) } else { Err(CheckError::Run(problems.join("; "))) }
+    }
+
+    fn validate(&self, instance: Instance, agent: &AgentContext) -> Result<Vec<String>, CheckError> {
+        Kubelet::new(&instance, agent).map(|_| Vec::new())
     }
 }
 

@@ -56,6 +56,17 @@ fn run(host: &mut MockHost, instance: Value) -> Result<(), CheckError> {
     Kubernetes.run(&mut Context::new(host, "kubernetes:test"), instance)
 }
 
+#[test]
+fn validate_refuses_what_a_run_refuses() {
+    let agent = agent_host().agent;
+    let valid: Instance = serde_json::from_value(json!({"kubelet_url": "https://10.0.0.5:10250"})).unwrap();
+    assert_eq!(Kubernetes.validate(valid, &agent), Ok(Vec::new()));
+    let bad = json!({"kubelet_url": "ftp://10.0.0.5", "timeout": 5});
+    let error = run(&mut agent_host(), bad.clone()).unwrap_err();
+    assert!(matches!(&error, CheckError::Config(m) if m.contains("not an http:// or https:// URL")), "{error:?}");
+    assert_eq!(Kubernetes.validate(serde_json::from_value(bad).unwrap(), &agent), Err(error));
+}
+
 /// The check run against the fixtures: `pods` as `/pods`, the summary as `/stats/summary`.
 fn run_fixtures(pods: &str) -> MockHost {
     let mut host = agent_host();

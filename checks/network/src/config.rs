@@ -136,6 +136,11 @@ impl Settings {
         })
     }
 
+    /// What a run warns about before collecting (and `validate` gives as warnings).
+    pub fn warnings(&self) -> Vec<String> {
+        self.unsupported.iter().map(|option| format!("{option} is not supported by this check, ignoring it")).collect()
+    }
+
     /// Whether `excluded_interfaces` or `excluded_interface_re` drops this interface.
     pub fn is_excluded(&self, iface: &str) -> bool {
         self.excluded_interfaces.iter().any(|e| e == iface)

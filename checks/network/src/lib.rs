@@ -17,7 +17,7 @@ pub mod interfaces;
 pub mod protocols;
 pub mod sysfs;
 
-use adrt_check_sdk::{Check, CheckError, Context, Describe};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe};
 
 use config::{Instance, Settings};
 use files::{read_optional, read_text};
@@ -36,8 +36,8 @@ impl Check for Network {
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
         let settings = Settings::new(instance, &ctx.agent())?;
-        for option in &settings.unsupported {
-            ctx.warn(&format!("{option} is not supported by this check, ignoring it"));
+        for warning in settings.warnings() {
+            ctx.warn(&warning);
         }
         // Every Linux has net/dev: without it the procfs root is wrong, and nothing else is
         // worth reporting.
@@ -59,6 +59,10 @@ impl Check for Network {
         }
         conntrack::collect(ctx, &settings.procfs_root, &settings.conntrack);
         Ok(())
+    }
+
+    fn validate(&self, instance: Instance, agent: &AgentContext) -> Result<Vec<String>, CheckError> {
+        Settings::new(instance, agent).map(|settings| settings.warnings())
     }
 }
 

@@ -556,6 +556,19 @@ fn unsupported_options_are_warned_about() {
     assert!(host.metrics_named("system.net.conntrack.insert_failed").is_empty());
 }
 
+#[test]
+fn validate_gives_the_warnings_and_errors_of_a_run() {
+    let json = serde_json::json!({"conntrack_path": "/usr/sbin/conntrack", "collect_ethtool_metrics": true});
+    let mut host = default_host();
+    run(&mut host, json.clone()).unwrap();
+    let agent = host.agent.clone();
+    assert_eq!(Network.validate(instance(json), &agent).unwrap(), logs(&host, Level::Warn));
+    let bad = serde_json::json!({"excluded_interface_re": "(", "procfs_path": "/proc"});
+    let error = run(&mut default_host(), bad.clone()).unwrap_err();
+    assert!(matches!(&error, CheckError::Config(m) if m.starts_with("excluded_interface_re: invalid regular expression")), "{error:?}");
+    assert_eq!(Network.validate(instance(bad), &agent), Err(error));
+}
+
 /// The roots may come from a pod's annotation and lead to any host file through symlinks:
 /// what the check reports names paths and line numbers, never what the files hold.
 #[test]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use adrt_check_sdk::{Check, CheckError, Context, Describe, HttpOptions, Status};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe, HttpOptions, Status};
 use serde::Deserialize;
 
 pub struct Nginx;
@@ -127,6 +127,23 @@ pub fn host_and_port(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// What a run reaches, from its instance: what `run` and `validate` both check.
+struct Target {
+    host: String,
+    port: u16,
+    timeout: Duration,
+}
+
+impl Target {
+    fn of(instance: &Instance) -> Result<Target, CheckError> {
+        let (host, port) = host_and_port(&instance.nginx_status_url).map_err(CheckError::Config)?;
+        if !(instance.timeout > 0.0 && instance.timeout.is_finite()) {
+            return Err(CheckError::Config(format!("timeout must be a positive number of seconds, got {}", instance.timeout)));
+        }
+        Ok(Target { host, port, timeout: Duration::from_secs_f64(instance.timeout) })
+    }
+}
+
 impl Check for Nginx {
     const NAME: &'static str = "nginx";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
@@ -138,18 +155,11 @@ impl Check for Nginx {
     }
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
-        let (host, port) = host_and_port(&instance.nginx_status_url).map_err(CheckError::Config)?;
-        if !(instance.timeout > 0.0 && instance.timeout.is_finite()) {
-            return Err(CheckError::Config(format!("timeout must be a positive number of seconds, got {}", instance.timeout)));
-        }
+        let Target { host, port, timeout } = Target::of(&instance)?;
         let mut tags = vec![format!("nginx_host:{host}"), format!("port:{port}")];
         tags.extend(instance.tags.iter().cloned());
 
-        let options = HttpOptions {
-            timeout: Some(Duration::from_secs_f64(instance.timeout)),
-            tls_verify: instance.tls_verify,
-            ..HttpOptions::default()
-        };
+        let options = HttpOptions { timeout: Some(timeout), tls_verify: instance.tls_verify, ..HttpOptions::default() };
         let url = &instance.nginx_status_url;
         let response = ctx.http_get(url, &options).and_then(|r| {
             if r.status == 200 {
@@ -180,6 +190,10 @@ impl Check for Nginx {
         ctx.rate("nginx.net.conn_dropped_per_s", status.accepts.saturating_sub(status.handled) as f64, &tags);
         ctx.rate("nginx.net.request_per_s", status.requests as f64, &tags);
         Ok(())
+    }
+
+    fn validate(&self, instance: Instance, _: &AgentContext) -> Result<Vec<String>, CheckError> {
+        Target::of(&instance).map(|_| Vec::new())
     }
 }
 
@@ -268,6 +282,18 @@ mod tests {
         let error = Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/s")).unwrap_err();
         assert!(error.to_string().contains("HTTP 404"), "{error}");
         assert_eq!(host.service_checks[0].status, Status::Critical);
+    }
+
+    #[test]
+    fn validate_refuses_what_a_run_refuses() {
+        let agent = MockHost::default().agent;
+        assert_eq!(Nginx.validate(instance("http://h:8080/s"), &agent), Ok(Vec::new()));
+        for (url, timeout) in [("ftp://h/s", 10.0), ("http://h:8080/s", 0.0)] {
+            let bad = || Instance { timeout, ..instance(url) };
+            let error = Nginx.run(&mut Context::new(&mut MockHost::default(), "nginx:1"), bad()).unwrap_err();
+            assert!(matches!(&error, CheckError::Config(_)), "{error:?}");
+            assert_eq!(Nginx.validate(bad(), &agent), Err(error));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bindings::adrt::check::types as wit;
 use crate::context::Context;
-use crate::host::{self, WasmHost};
+use crate::host::{self, AgentContext, WasmHost};
 
 /// Why `init` or `run` failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,14 @@ impl std::error::Error for CheckError {}
 ///
 /// `run` takes `&self`: the same value serves every instance of the check, in any order, so
 /// per-instance memory belongs in [`Context::state_get`]/[`Context::state_set`].
+///
+/// The component's `validate` export (a lint of a config, without running it) parses the
+/// init_config and the instance exactly as `init` and `run` get them and calls [`init`], then
+/// [`validate`]: a config is refused with the very message a run of it would fail with, as long
+/// as `run`'s own checks of its instance are made by a function that `validate` calls too.
+///
+/// [`init`]: Check::init
+/// [`validate`]: Check::validate
 pub trait Check: Sized + 'static {
     /// The check's name, as its file in checks.d (`nginx` for `nginx.wasm`).
     const NAME: &'static str;
@@ -46,6 +54,14 @@ pub trait Check: Sized + 'static {
 
     fn init(init_config: Self::InitConfig) -> Result<Self, CheckError>;
     fn run(&self, ctx: &mut Context<'_>, instance: Self::Instance) -> Result<(), CheckError>;
+
+    /// What a run would find wrong with `instance` beyond its parsing: `Err(CheckError::Config)`
+    /// with the message the run would fail with, or `Ok` with warnings (options accepted but
+    /// ignored, say). It must not do I/O: it is a lint. `agent` is what the run would get from
+    /// [`Context::agent`]. By default the parsed instance is valid, with no warning.
+    fn validate(&self, _instance: Self::Instance, _agent: &AgentContext) -> Result<Vec<String>, CheckError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Parses a config section, naming which one failed and why (serde names the key).
@@ -84,6 +100,15 @@ pub fn run<C: Check>(instance_id: &str, instance: &str) -> Result<(), wit::Check
             .ok_or_else(|| wit::CheckError::Run("run called before init".to_string()))?;
         check.run(&mut Context::new(&mut WasmHost, instance_id), instance).map_err(to_wit)
     })
+}
+
+#[doc(hidden)]
+pub fn validate<C: Check>(init_config: &str, instance: &str) -> Result<Vec<String>, wit::CheckError> {
+    host::install_panic_hook();
+    let check = parse_config::<C::InitConfig>("init_config", init_config).and_then(C::init).map_err(to_wit)?;
+    let instance = parse_config::<C::Instance>("instance", instance).map_err(to_wit)?;
+    let agent = crate::bindings::adrt::check::agent::context();
+    check.validate(instance, &agent).map_err(to_wit)
 }
 
 fn to_wit(error: CheckError) -> wit::CheckError {

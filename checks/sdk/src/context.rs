@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::check::CheckError;
 use crate::host::{
     Describe,
-    AgentContext, Auth, DirEntry, Event, FileError, Host, HttpError, Level, Metric, MetricKind, Request,
-    ServiceCheck, Status,
+    AgentContext, Auth, DirEntry, Event, FileError, FilesystemUsage, Host, HttpError, Level, Metric, MetricKind,
+    Request, ServiceCheck, Status, TlsResponse,
 };
 
 pub use crate::host::Response;
@@ -100,17 +100,20 @@ impl<'a> Context<'a> {
         body: Option<Vec<u8>>,
         options: &HttpOptions,
     ) -> Result<Response, HttpError> {
-        let timeout_ms = options.timeout.map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX));
-        self.host.http(&Request {
-            method: method.to_string(),
-            url: url.to_string(),
-            headers: options.headers.clone(),
-            body,
-            timeout_ms,
-            tls_verify: options.tls_verify,
-            ca_file: options.ca_file.clone(),
-            auth: options.auth.clone(),
-        })
+        self.host.http(&request(method, url, body, options))
+    }
+
+    /// Like [`http`](Self::http), and gives the server's leaf certificate too (`None` for an
+    /// `http://` URL), e.g. to report how long until it expires. The request is judged and sent
+    /// exactly as by `http`. Needs an agent of adrt:check 0.1.1 or later.
+    pub fn http_with_certificate(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Option<Vec<u8>>,
+        options: &HttpOptions,
+    ) -> Result<TlsResponse, HttpError> {
+        self.host.http_tls(&request(method, url, body, options))
     }
 
     pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> {
@@ -124,6 +127,13 @@ impl<'a> Context<'a> {
 
     pub fn list_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FileError> {
         self.host.list_dir(path)
+    }
+
+    /// Size, free space and inodes of the filesystem holding `path` (statvfs), which must lie
+    /// under the check's file roots as for [`read_file`](Self::read_file). Needs an agent of
+    /// adrt:check 0.1.1 or later.
+    pub fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError> {
+        self.host.filesystem_usage(path)
     }
 
     pub fn now_unix_nanos(&mut self) -> u64 {
@@ -159,6 +169,19 @@ impl<'a> Context<'a> {
     }
     pub fn error(&mut self, message: &str) {
         self.host.log(Level::Error, message)
+    }
+}
+
+fn request(method: &str, url: &str, body: Option<Vec<u8>>, options: &HttpOptions) -> Request {
+    Request {
+        method: method.to_string(),
+        url: url.to_string(),
+        headers: options.headers.clone(),
+        body,
+        timeout_ms: options.timeout.map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+        tls_verify: options.tls_verify,
+        ca_file: options.ca_file.clone(),
+        auth: options.auth.clone(),
     }
 }
 

@@ -7,7 +7,9 @@ use crate::bindings::adrt::check as wit;
 
 pub use wit::agent::{AgentContext, Kubelet};
 pub use wit::files::{DirEntry, EntryKind, Error as FileError};
+pub use wit::filesystems::FilesystemUsage;
 pub use wit::http::{Auth, Error as HttpError, Request, Response};
+pub use wit::http_tls::{Certificate, TlsResponse};
 pub use wit::log::Level;
 pub use wit::types::{AlertType, Event, Metric, MetricKind, ServiceCheck, Status};
 
@@ -18,8 +20,12 @@ pub trait Host {
     fn event(&mut self, event: Event);
     fn log(&mut self, level: Level, message: &str);
     fn http(&mut self, request: &Request) -> Result<Response, HttpError>;
+    /// An HTTP request that also gives the server's certificate (needs an adrt:check 0.1.1 host).
+    fn http_tls(&mut self, request: &Request) -> Result<TlsResponse, HttpError>;
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError>;
     fn list_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FileError>;
+    /// The usage of the filesystem holding `path` (needs an adrt:check 0.1.1 host).
+    fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError>;
     fn now_unix_nanos(&mut self) -> u64;
     fn monotonic_nanos(&mut self) -> u64;
     fn agent(&mut self) -> AgentContext;
@@ -46,11 +52,17 @@ impl Host for WasmHost {
     fn http(&mut self, request: &Request) -> Result<Response, HttpError> {
         wit::http::send(request)
     }
+    fn http_tls(&mut self, request: &Request) -> Result<TlsResponse, HttpError> {
+        wit::http_tls::send(request)
+    }
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> {
         wit::files::read(path)
     }
     fn list_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FileError> {
         wit::files::list_dir(path)
+    }
+    fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError> {
+        wit::filesystems::usage(path)
     }
     fn now_unix_nanos(&mut self) -> u64 {
         wit::clocks::now_unix_nanos()

@@ -30,6 +30,20 @@
 //! adrt_check_sdk::export_check!(Hello);
 //! ```
 //!
+//! # Validation
+//! The macro also exports `validate`, which the agent calls to lint a config without running
+//! it: the init_config and instance are parsed by the same serde types and passed to the same
+//! [`Check::init`] as for a run, so a config a run would refuse is refused with the same message
+//! (`invalid instance: missing field ...`). What `run` checks of its instance beyond serde
+//! belongs in a function that both `run` and [`Check::validate`] call; `validate` may also give
+//! warnings. Its default finds nothing more.
+//!
+//! # Versions
+//! The SDK builds against the current `adrt:check` contract (`wit/check.wit`, 0.1.1). Components
+//! built with it need an agent of that version or later within 0.1.x; an agent of 0.1.1 also
+//! runs components built against 0.1.0. [`Context::http_with_certificate`] and
+//! [`Context::filesystem_usage`] came in 0.1.1.
+//!
 //! # Layout
 //! - `bindings`: the wit-bindgen output for `wit/check.wit` (one `generate!`).
 //! - [`host`]: the [`Host`] trait — every import the agent offers — and its wasm implementation.
@@ -56,12 +70,15 @@ pub mod testing;
 
 pub use check::{Check, CheckError};
 pub use context::{Context, HttpOptions, Response};
-pub use host::{Describe, AgentContext, DirEntry, EntryKind, FileError, Host, HttpError, Level, MetricKind, Status};
+pub use host::{
+    AgentContext, Certificate, Describe, DirEntry, EntryKind, FileError, FilesystemUsage, Host, HttpError, Level, MetricKind,
+    Status, TlsResponse,
+};
 
 /// Re-exported so checks need no direct dependency to parse JSON.
 pub use serde_json;
 
-/// Exports a [`Check`] implementation as the component's `info`, `init` and `run`.
+/// Exports a [`Check`] implementation as the component's `info`, `init`, `run` and `validate`.
 ///
 /// Use it once, in the check crate's `lib.rs`.
 #[macro_export]
@@ -82,6 +99,12 @@ macro_rules! export_check {
                 instance: String,
             ) -> Result<(), $crate::bindings::adrt::check::types::CheckError> {
                 $crate::check::run::<$check>(&instance_id, &instance)
+            }
+            fn validate(
+                init_config: String,
+                instance: String,
+            ) -> Result<Vec<String>, $crate::bindings::adrt::check::types::CheckError> {
+                $crate::check::validate::<$check>(&init_config, &instance)
             }
         }
 

@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 
 use crate::host::{
-    AgentContext, DirEntry, EntryKind, Event, FileError, Host, HttpError, Kubelet, Level, Metric, Request, Response,
-    ServiceCheck,
+    AgentContext, Certificate, DirEntry, EntryKind, Event, FileError, FilesystemUsage, Host, HttpError, Kubelet, Level,
+    Metric, Request, Response, ServiceCheck, TlsResponse,
 };
 
 /// Records what a check submits and answers its I/O from maps.
@@ -29,8 +29,12 @@ pub struct MockHost {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Responses by URL; an unknown URL fails to connect.
     pub http: BTreeMap<String, Result<Response, HttpError>>,
+    /// The certificate the server of a URL presents (`http_tls`); none for a URL not listed.
+    pub certificates: BTreeMap<String, Certificate>,
     /// Every request made, in order.
     pub requests: Vec<Request>,
+    /// Filesystem usage by path; an unknown path is not found.
+    pub filesystems: BTreeMap<String, FilesystemUsage>,
     pub state: BTreeMap<String, String>,
     pub agent: AgentContext,
     pub now_unix_nanos: u64,
@@ -45,7 +49,9 @@ impl Default for MockHost {
             logs: Vec::new(),
             files: BTreeMap::new(),
             http: BTreeMap::new(),
+            certificates: BTreeMap::new(),
             requests: Vec::new(),
+            filesystems: BTreeMap::new(),
             state: BTreeMap::new(),
             agent: AgentContext {
                 hostname: "test-host".into(),
@@ -111,6 +117,13 @@ impl Host for MockHost {
             .get(&request.url)
             .cloned()
             .unwrap_or_else(|| Err(HttpError::Connect(format!("{}: connection refused", request.url))))
+    }
+    fn http_tls(&mut self, request: &Request) -> Result<TlsResponse, HttpError> {
+        let response = self.http(request)?;
+        Ok(TlsResponse { response, peer_certificate: self.certificates.get(&request.url).cloned() })
+    }
+    fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError> {
+        self.filesystems.get(path).cloned().ok_or_else(|| FileError::NotFound(path.to_string()))
     }
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> {
         self.files.get(path).cloned().ok_or_else(|| FileError::NotFound(path.to_string()))

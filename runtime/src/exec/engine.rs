@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::ExecError;
-use super::bindings::{Check, CheckPre};
+use super::bindings::Check;
 use super::cache::{ArtifactCache, Origin};
+use super::exports::ExportIndices;
 use super::services::HostServices;
 use super::host::files::RootDirs;
 use super::store::StoreState;
@@ -62,7 +63,15 @@ pub struct LoadedCheck {
     /// The version its `info` export returned, once an instance of it started.
     pub version: OnceLock<String>,
     pub(crate) roots: Arc<RootDirs>,
-    pub(crate) pre: CheckPre<StoreState>,
+    pub(crate) pre: InstancePre<StoreState>,
+    pub(crate) exports: ExportIndices,
+}
+
+impl LoadedCheck {
+    /// Does the component export `validate` (adrt:check 0.1.1 on)?
+    pub fn has_validate(&self) -> bool {
+        self.exports.has_validate()
+    }
 }
 
 /// The engine, its linker, and the services every store shares.
@@ -119,10 +128,10 @@ impl CheckEngine {
             Some(cache) => cache.load(&self.engine, name, wasm).map_err(invalid)?,
             None => (Component::new(&self.engine, wasm).map_err(invalid)?, Origin::Compiled),
         };
-        let pre = self
+        let (pre, exports) = self
             .linker
             .instantiate_pre(&component)
-            .and_then(CheckPre::new)
+            .and_then(|pre| ExportIndices::new(&pre).map(|exports| (pre, exports)))
             .map_err(|source| ExecError::Invalid { path: path.to_path_buf(), what: "does not fit adrt:check: ", source })?;
         let roots = Arc::new(RootDirs::new(&policy.files));
         Ok(LoadedCheck {
@@ -133,6 +142,7 @@ impl CheckEngine {
             version: OnceLock::new(),
             roots,
             pre,
+            exports,
         })
     }
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use super::ExecError;
-use super::bindings::{Check, CheckError, CheckInfo};
+use super::bindings::adrt::check::types::{CheckError, CheckInfo};
 use super::engine::{CheckEngine, EPOCH_TICK, LoadedCheck};
+use super::exports::Exports;
 use super::store::{Call, StoreState};
 use super::submission::Submissions;
 use crate::policy::Reach;
@@ -57,7 +58,7 @@ pub struct RunOutcome {
 
 pub struct LiveInstance {
     store: Store<StoreState>,
-    check: Check,
+    exports: Exports,
     info: CheckInfo,
     timeout: Duration,
     poisoned: bool,
@@ -66,38 +67,27 @@ pub struct LiveInstance {
 impl LiveInstance {
     /// Instantiates the check and calls its `init` with the init_config JSON.
     pub async fn start(engine: &CheckEngine, loaded: &LoadedCheck, init_config: &str) -> Result<Self, ExecError> {
-        let state = StoreState::new(loaded, Arc::clone(engine.services()));
-        let mut store = Store::new(&engine.engine, state);
-        store.limiter(|state| &mut state.memory);
-        // Guest code yields to the runtime every epoch tick, so a check spinning in a loop shares
-        // its thread with the other checks and the status server until its deadline traps it.
-        // Two ticks of grace let a check return the error of a host call cut at the deadline.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().call.deadline + EPOCH_TICK * 2 {
-                Err(wasmtime::Trap::Interrupt.into())
-            } else {
-                Ok(wasmtime::UpdateDeadline::Yield(1))
-            }
-        });
+        let mut store = sandbox(engine, loaded);
         let timeout = loaded.policy.limits.time();
         let name = loaded.name.to_string();
 
         arm(&mut store, "", &Reach::Operator, timeout);
         let started = tokio::time::timeout(timeout + DEADLINE_GRACE, async {
-            let check = loaded.pre.instantiate_async(&mut store).await?;
-            let info = check.call_info(&mut store).await?;
-            let init = check.call_init(&mut store, init_config).await?;
-            wasmtime::Result::Ok((check, info, init))
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            let exports = Exports::of(&instance, &mut store, &loaded.exports)?;
+            let info = exports.info(&mut store).await?;
+            let init = exports.init(&mut store, init_config).await?;
+            wasmtime::Result::Ok((exports, info, init))
         })
         .await;
-        let (check, info, init) = match started {
+        let (exports, info, init) = match started {
             Ok(Ok(started)) => started,
             Ok(Err(trap)) => return Err(ExecError::Init { check: name, error: classify(&store, &trap, timeout) }),
             Err(_) => return Err(ExecError::Init { check: name, error: RunError::Deadline(timeout) }),
         };
         let _ = loaded.version.set(info.version.clone());
         match init {
-            Ok(()) => Ok(LiveInstance { store, check, info, timeout, poisoned: false }),
+            Ok(()) => Ok(LiveInstance { store, exports, info, timeout, poisoned: false }),
             Err(error) => Err(ExecError::Init { check: name, error: from_check_error(error) }),
         }
     }
@@ -131,7 +121,7 @@ impl LiveInstance {
         arm(&mut self.store, instance_id, reach, self.timeout);
         let result = tokio::time::timeout(
             self.timeout + DEADLINE_GRACE,
-            self.check.call_run(&mut self.store, instance_id, instance),
+            self.exports.run(&mut self.store, instance_id, instance),
         )
         .await;
         let error = match result {
@@ -154,6 +144,59 @@ impl LiveInstance {
         };
         RunOutcome { submissions: call.submissions, error, warnings: call.warnings, duration: started.elapsed() }
     }
+}
+
+/// Calls `validate` with an init_config and an instance (JSON texts) on a fresh instance of
+/// `loaded` of its own, under the check's limits, with no `init` before: the check's verdict, or
+/// how the call failed (a trap, the deadline, a limit). The component must export `validate`
+/// ([`LoadedCheck::has_validate`]).
+///
+/// The call has no instance to reach: any request it makes reaches only what the check's grants
+/// name, never a target.
+pub(crate) async fn validate_config(
+    engine: &CheckEngine,
+    loaded: &LoadedCheck,
+    init_config: &str,
+    instance: &str,
+) -> Result<Result<Vec<String>, CheckError>, RunError> {
+    let mut store = sandbox(engine, loaded);
+    let timeout = loaded.policy.limits.time();
+    arm(&mut store, "", &Reach::Pod { ips: Vec::new(), ports: Vec::new() }, timeout);
+    let called = tokio::time::timeout(timeout + DEADLINE_GRACE, async {
+        let component = loaded.pre.instantiate_async(&mut store).await?;
+        let exports = Exports::of(&component, &mut store, &loaded.exports)?;
+        exports.validate(&mut store, init_config, instance).await
+    })
+    .await;
+    let verdict = match called {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(trap)) => return Err(classify(&store, &trap, timeout)),
+        Err(_) => return Err(RunError::Deadline(timeout)),
+    };
+    // Over a limit the call fails with it, whatever the check made of the refusal.
+    match &store.data().call.exceeded {
+        Some(exceeded) => Err(RunError::Limit(exceeded.clone())),
+        None => Ok(verdict),
+    }
+}
+
+/// A store for one instance of `loaded`: its memory limit, and its deadline checked every epoch
+/// tick.
+fn sandbox(engine: &CheckEngine, loaded: &LoadedCheck) -> Store<StoreState> {
+    let state = StoreState::new(loaded, Arc::clone(engine.services()));
+    let mut store = Store::new(&engine.engine, state);
+    store.limiter(|state| &mut state.memory);
+    // Guest code yields to the runtime every epoch tick, so a check spinning in a loop shares
+    // its thread with the other checks and the status server until its deadline traps it.
+    // Two ticks of grace let a check return the error of a host call cut at the deadline.
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().call.deadline + EPOCH_TICK * 2 {
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    store
 }
 
 /// Starts a call: its deadline, checked by host calls and, every epoch tick, for guest code.

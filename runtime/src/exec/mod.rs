@@ -2,6 +2,7 @@
 //!
 //! - `bindings`: the one `bindgen!` of `wit/check.wit`.
 //! - [`engine`]: engine configuration (pooling, epochs, memory limits), linking, loading checks.
+//! - `exports`: a check's exports, found and type-checked at load (`validate` optional).
 //! - [`cache`]: compiled artifacts on disk, keyed by content and engine.
 //! - [`instance`]: a live check instance and its deadline-bounded calls.
 //! - [`store`]: per-store state (current call, limits, WASI context).
@@ -9,6 +10,7 @@
 //! - [`pool`]: checks loaded by name, and reloaded when their files change; live instances
 //!   pooled per (tenant, check, init_config) in a bounded number of slots.
 //! - [`run`]: one run of one instance on a pooled instance (the agent's and `adrt check`'s).
+//! - [`validate`]: a config checked by its check's `validate` export, without running it.
 //! - [`policy`]: enforcing a check's policy on its imports; refusals counted and logged.
 //! - [`interfaces`]: this host's addresses (the egress rule of the agent's own ports).
 //! - [`services`]: what all stores share (policy, HTTP clients, agent settings, state).
@@ -17,6 +19,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod engine;
+mod exports;
 pub mod host;
 pub mod instance;
 pub mod interfaces;
@@ -26,6 +29,7 @@ pub mod run;
 pub mod services;
 pub mod store;
 pub mod submission;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -36,6 +40,7 @@ pub use pool::{CheckRegistry, InstancePool, Lease, LoadState, Reload};
 pub use run::{Execution, RunRequest};
 pub use services::{AgentSettings, HostServices, PolicyInputs};
 pub use submission::{Event, MetricKind, Sample, ServiceCheck, Status, Submissions};
+pub use validate::ConfigVerdict;
 
 /// Why a check could not be loaded or started. None of these stop the agent: the check
 /// concerned is reported as failing and the others go on.
@@ -56,6 +61,10 @@ pub enum ExecError {
         #[source]
         error: RunError,
     },
+    /// The check's `validate` trapped, ran out of time or memory, or failed other than by
+    /// refusing the config; `message` is scrubbed of secret values and bounded.
+    #[error("check {check}: validate failed: {message}")]
+    Validate { check: String, message: String },
     /// No live instance could be had for the run (see `pool`): this run fails, others go on.
     #[error("no instance slot: {0}")]
     NoSlot(String),

@@ -17,6 +17,7 @@ pub enum Import<'a> {
     Http { method: &'a str, url: &'a str },
     ReadFile { path: &'a str },
     ListDir { path: &'a str },
+    FilesystemUsage { path: &'a str },
     Clock,
     Agent,
     State,

@@ -278,6 +278,12 @@ impl CheckRegistry {
         }
     }
 
+    /// The current version of `name`, loaded now if it never was (which blocks: call it off the
+    /// async runtime's thread).
+    pub fn loaded(&self, name: &str) -> Result<Arc<LoadedCheck>, ExecError> {
+        self.load(name).map(|current| current.check)
+    }
+
     /// Where each check known here was loaded from and how its last load went, by name.
     pub fn load_states(&self) -> BTreeMap<String, LoadState> {
         let checks = self.checks.lock();
@@ -354,7 +360,7 @@ impl CheckRegistry {
     }
 
     /// A slot for a new instance of `tenant`, evicting an idle instance when needed.
-    fn free_slot(&self, tenant: &Arc<str>) -> Result<Slot, ExecError> {
+    pub(crate) fn free_slot(&self, tenant: &Arc<str>) -> Result<Slot, ExecError> {
         // Each round evicts another tenant's instance or ends; the bound only guards against
         // other threads taking each freed slot first, without end.
         for _ in 0..8 {
@@ -487,7 +493,7 @@ impl Slots {
 }
 
 /// One held slot; released on drop.
-struct Slot {
+pub(crate) struct Slot {
     slots: Arc<Slots>,
     tenant: Arc<str>,
 }

@@ -12,8 +12,8 @@ use crate::policy::Reach;
 use crate::secrets::Scrubber;
 use crate::text::bounded;
 
-/// Warnings of one run kept, at most.
-const MAX_WARNINGS: usize = 20;
+/// Warnings of one run (or one validation) kept, at most.
+pub(crate) const MAX_WARNINGS: usize = 20;
 
 /// Which instance to run, and as whom.
 #[derive(Debug, Clone, Copy)]

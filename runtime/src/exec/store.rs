@@ -55,9 +55,9 @@ impl WasiView for StoreState {
     }
 }
 
-/// The guest call in progress (`init` or `run`) and what it submitted.
+/// The guest call in progress (`init`, `run` or `validate`) and what it submitted.
 pub struct Call {
-    /// The check instance being run; empty during `init`.
+    /// The check instance being run; empty during `init` and `validate`.
     pub instance_id: String,
     /// Whose instance it is: what its HTTP requests may reach.
     pub reach: Reach,

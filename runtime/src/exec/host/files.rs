@@ -47,20 +47,32 @@ impl StoreState {
     /// Opens `path` beneath the check's file root it lies under. A path outside every root, or
     /// one that resolves out of its root, is refused (rule `file-root`), counted and logged.
     pub(crate) fn open_granted(&self, path: &str, flags: OFlags) -> Result<OwnedFd, Error> {
-        let refuse = |state: &StoreState, why: String| {
-            let message = format!("{path}: refused by the file rule `file-root`: {why}");
-            state.denied("file-root", &message);
-            Error::Denied(message)
-        };
-        let (index, rest) = self.policy.file_root(path).map_err(|why| refuse(self, why))?;
-        match self.roots.open(index, rest, flags) {
-            Ok(fd) => Ok(fd),
-            Err(Errno::XDEV | Errno::LOOP) => {
+        let (index, rest) = self.granted_root(path)?;
+        self.roots.open(index, rest, flags).map_err(|errno| self.open_failed(path, index, errno))
+    }
+
+    /// The file root `path` lies under (its index) and the rest of the path; a path outside
+    /// every root is refused (rule `file-root`), counted and logged.
+    pub(crate) fn granted_root<'a>(&self, path: &'a str) -> Result<(usize, &'a Path), Error> {
+        self.policy.file_root(path).map_err(|why| self.refuse_file(path, why))
+    }
+
+    /// The error of opening `path` beneath root `index`: a refusal (rule `file-root`) when it
+    /// resolved out of the root, else the I/O error.
+    pub(crate) fn open_failed(&self, path: &str, index: usize, errno: Errno) -> Error {
+        match errno {
+            Errno::XDEV | Errno::LOOP => {
                 let root = &self.policy.files[index];
-                Err(refuse(self, format!("it resolves out of the root {} ({}) through `..` or a symlink", root.grant, root.path.display())))
+                self.refuse_file(path, format!("it resolves out of the root {} ({}) through `..` or a symlink", root.grant, root.path.display()))
             }
-            Err(errno) => Err(io_error(path, errno.into())),
+            errno => io_error(path, errno.into()),
         }
+    }
+
+    fn refuse_file(&self, path: &str, why: String) -> Error {
+        let message = format!("{path}: refused by the file rule `file-root`: {why}");
+        self.denied("file-root", &message);
+        Error::Denied(message)
     }
 }
 
@@ -207,7 +219,7 @@ fn size(bytes: u64) -> String {
     }
 }
 
-fn io_error(path: &str, error: std::io::Error) -> Error {
+pub(crate) fn io_error(path: &str, error: std::io::Error) -> Error {
     match error.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound(path.to_string()),
         std::io::ErrorKind::PermissionDenied => Error::Denied(format!("{path}: {error}")),

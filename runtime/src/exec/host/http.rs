@@ -7,6 +7,9 @@
 //! hop is checked again, and credentials are not carried to another origin. No proxy is used: a
 //! proxy would connect where the rules never looked.
 //!
+//! `http-tls` (see `http_tls.rs`) sends through the same [`StoreState::exchange`] and gets the
+//! server's certificate besides: there is one path to the network, under one policy.
+//!
 //! Credentials are the host's to guard: a `bearer-file` or `ca-file` a check names is used only
 //! when [`Credentials`](crate::exec::services::Credentials) allows it (the agent's own kubelet
 //! token goes to the agent's kubelet only), and is read off the async runtime's thread, as a
@@ -62,8 +65,11 @@ impl HttpClients {
         if let Some(client) = self.clients.lock().get(&key) {
             return Ok(client.clone());
         }
+        // Every https response keeps the server's certificate (a copy of about 1 KiB), so that
+        // `http-tls` shares the clients and their connections with `http`.
         let mut builder = reqwest::Client::builder()
             .tls_built_in_root_certs(key.https)
+            .tls_info(key.https)
             .danger_accept_invalid_certs(!key.tls_verify)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -159,6 +165,23 @@ impl StoreState {
 
 impl HttpHost for StoreState {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
+        self.exchange(request, PeerCertificate::Drop).await.map(|(response, _)| response)
+    }
+}
+
+/// Whether an exchange keeps the server's certificate (`http-tls`) or not (`http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeerCertificate {
+    Keep,
+    Drop,
+}
+
+impl StoreState {
+    /// One request of `http.send` or `http-tls.send`, the same way for both: counted as a host
+    /// call, judged by the egress rules hop by hop, bounded by the request's timeout and the
+    /// call's deadline. With [`PeerCertificate::Keep`], also the DER of the leaf certificate of
+    /// the server that sent the response (`None` over plain HTTP).
+    pub(crate) async fn exchange(&mut self, request: Request, certificate: PeerCertificate) -> Result<(Response, Option<Vec<u8>>), Error> {
         self.allow(Import::Http { method: &request.method, url: &request.url })
             .map_err(|why| Error::Denied(format!("{}: {why}", request.url)))?;
         let url = request.url.clone();
@@ -200,7 +223,7 @@ impl HttpHost for StoreState {
                 }
                 _ => None,
             };
-            perform(&gate, request, ca_pem, token, limit).await
+            perform(&gate, request, ca_pem, token, limit, certificate).await
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
@@ -266,7 +289,14 @@ fn sensitive(name: &str) -> bool {
     ["authorization", "cookie", "proxy-authorization", "www-authenticate"].iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
-async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: Option<String>, limit: usize) -> Result<Response, Error> {
+async fn perform(
+    gate: &Gate,
+    request: Request,
+    ca_pem: Option<Vec<u8>>,
+    token: Option<String>,
+    limit: usize,
+    certificate: PeerCertificate,
+) -> Result<(Response, Option<Vec<u8>>), Error> {
     let original = request.url.as_str();
     let mut method = reqwest::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| Error::InvalidRequest(format!("{original}: bad method {:?}", request.method)))?;
@@ -298,7 +328,13 @@ async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: 
         let response = builder.send().await.map_err(|e| classify(original, &e))?;
         let status = response.status();
         let location = response.headers().get(reqwest::header::LOCATION).filter(|_| status.is_redirection());
-        let Some(location) = location else { return read_response(original, response, limit).await };
+        let Some(location) = location else {
+            let peer = match certificate {
+                PeerCertificate::Keep => peer_certificate(&response),
+                PeerCertificate::Drop => None,
+            };
+            return Ok((read_response(original, response, limit).await?, peer));
+        };
         if redirects == MAX_REDIRECTS {
             return Err(Error::Other(format!("{original}: more than {MAX_REDIRECTS} redirects")));
         }
@@ -316,6 +352,12 @@ async fn perform(gate: &Gate, request: Request, ca_pem: Option<Vec<u8>>, token: 
         }
         url = next;
     }
+}
+
+/// The DER of the server's leaf certificate, kept by the client of every `https` request.
+fn peer_certificate(response: &reqwest::Response) -> Option<Vec<u8>> {
+    let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+    info.peer_certificate().map(<[u8]>::to_vec)
 }
 
 /// The status, headers and body of a response, the body bounded by `limit`.

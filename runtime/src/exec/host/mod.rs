@@ -6,7 +6,9 @@
 pub mod agent;
 pub mod clocks;
 pub mod files;
+pub mod filesystems;
 pub mod http;
+pub mod http_tls;
 pub mod log;
 pub mod state;
 pub mod submit;

@@ -1,10 +1,14 @@
 //! A check that misbehaves on request (instance key `mode`), to show that the sandbox contains
 //! it: the deadline stops loops and hung host calls, the memory limit stops hoarding, and a
 //! panic's message reaches the error. Mode `noop` is the per-run overhead benchmark; `echo`
-//! gives its text back everywhere, for the scrubbing of secrets.
+//! gives its text back everywhere, for the scrubbing of secrets; `tls` and `disk` submit what
+//! the imports of adrt:check 0.1.1 answer, for the tests to compare with what they know.
+//!
+//! `validate` misbehaves as `run` would in modes `loop`, `alloc` and `panic`, warns with the
+//! text of `echo`, and finds every other mode valid.
 
 use adrt_check_sdk::host::{AlertType, Event};
-use adrt_check_sdk::{Check, CheckError, Context, HttpOptions, Status};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context, HttpOptions, Status};
 use serde::Deserialize;
 
 pub struct Hostile;
@@ -36,6 +40,20 @@ pub enum Instance {
     /// Give `text` back every way a check can — logs, a tag, a service check's message, an
     /// event — and fail with it: what a check that echoes its instance would leak.
     Echo { text: String },
+    /// A GET through `http-tls`: the certificate's validity as gauges `hostile.tls.not_before`
+    /// and `hostile.tls.not_after` tagged with its subject and issuer, its DER as the hex text of
+    /// an event; `hostile.tls.none` when there is none.
+    Tls {
+        url: String,
+        #[serde(default = "verify")]
+        tls_verify: bool,
+    },
+    /// `filesystems.usage` of `path`, each number as a gauge `hostile.disk.<field>`.
+    Disk { path: String },
+}
+
+fn verify() -> bool {
+    true
 }
 
 impl Check for Hostile {
@@ -105,8 +123,55 @@ impl Check for Hostile {
                 });
                 return Err(CheckError::Run(text));
             }
+            Instance::Tls { url, tls_verify } => {
+                let options = HttpOptions { tls_verify, ..HttpOptions::default() };
+                let tls = ctx.http_with_certificate("GET", &url, None, &options)?;
+                ctx.gauge("hostile.tls.status", f64::from(tls.response.status), &[]);
+                let Some(certificate) = tls.peer_certificate else {
+                    ctx.gauge("hostile.tls.none", 1.0, &[]);
+                    return Ok(());
+                };
+                let tags = [format!("subject:{}", certificate.subject), format!("issuer:{}", certificate.issuer)];
+                ctx.gauge("hostile.tls.not_before", certificate.not_before as f64, &tags);
+                ctx.gauge("hostile.tls.not_after", certificate.not_after as f64, &tags);
+                let der: String = certificate.der.iter().map(|byte| format!("{byte:02x}")).collect();
+                ctx.event(Event {
+                    title: "hostile.tls.der".into(),
+                    text: der,
+                    alert_type: AlertType::Info,
+                    tags: Vec::new(),
+                    aggregation_key: None,
+                    source_type_name: None,
+                    timestamp: None,
+                });
+            }
+            Instance::Disk { path } => {
+                let usage = ctx.filesystem_usage(&path)?;
+                for (field, value) in [
+                    ("total_bytes", usage.total_bytes),
+                    ("free_bytes", usage.free_bytes),
+                    ("available_bytes", usage.available_bytes),
+                    ("total_inodes", usage.total_inodes),
+                    ("free_inodes", usage.free_inodes),
+                    ("available_inodes", usage.available_inodes),
+                    ("block_size", usage.block_size),
+                    ("read_only", u64::from(usage.read_only)),
+                ] {
+                    ctx.gauge(&format!("hostile.disk.{field}"), value as f64, &[]);
+                }
+            }
         }
         Ok(())
+    }
+
+    fn validate(&self, instance: Instance, _: &AgentContext) -> Result<Vec<String>, CheckError> {
+        match instance {
+            Instance::Loop | Instance::Alloc | Instance::Panic { .. } => {
+                self.run(&mut Context::new(&mut adrt_check_sdk::host::WasmHost, ""), instance).map(|()| Vec::new())
+            }
+            Instance::Echo { text } => Ok(vec![text]),
+            _ => Ok(Vec::new()),
+        }
     }
 }
 
