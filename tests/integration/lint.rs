@@ -63,7 +63,7 @@ fn each_mistake_of_the_corpus_is_found_at_its_line_with_its_message() {
          "annotation `ad.datadoghq.com/fronted.checks` names `fronted`, which matches no container of the pod (containers: `frontend`); did you mean `frontend`?"),
         (32, "broken-json", "web", "ad.datadoghq.com/web.checks", "error",
          "annotation `ad.datadoghq.com/web.checks` is not valid JSON: EOF while parsing an object"),
-        (48, "unequal-v1-lists", "web", "ad.datadoghq.com/web.check_names", "error",
+        (49, "unequal-v1-lists", "web", "ad.datadoghq.com/web.check_names", "error",
          "annotations `ad.datadoghq.com/web.check_names` (2 entries), `ad.datadoghq.com/web.init_configs` (1) and `ad.datadoghq.com/web.instances` (2) must have one entry per check"),
         (68, "v1-and-v2", "web", "ad.datadoghq.com/web.check_names", "warning",
          "annotation `ad.datadoghq.com/web.check_names` is ignored: `ad.datadoghq.com/web.checks` takes precedence"),
@@ -75,8 +75,8 @@ fn each_mistake_of_the_corpus_is_found_at_its_line_with_its_message() {
          "unknown annotation `ad.datadoghq.com/tolerate_unready`: did you mean `ad.datadoghq.com/tolerate-unready`?"),
         (103, "check-not-in-checks-d", "redis", "ad.datadoghq.com/redis.checks", "error",
          "annotation `ad.datadoghq.com/redis.checks`: check `redisdb`: no check component `redisdb.wasm` in checks.d"),
-        (118, "refused-instance", "web", "ad.datadoghq.com/web.checks", "error",
-         "check `nginx` refuses the instance: unknown field `use_plus_apii`"),
+        (119, "refused-instance", "web", "ad.datadoghq.com/web.checks", "error",
+         "check `nginx` refuses the instance: invalid instance: unknown field `use_plus_apii`"),
         (135, "unresolvable", "sidecar", "ad.datadoghq.com/sidecar.checks", "error",
          "annotation `ad.datadoghq.com/sidecar.checks`: check `nginx`: %%port%%: container `sidecar` declares no ports"),
         (136, "unresolvable", "web", "ad.datadoghq.com/web.checks", "error",
@@ -108,7 +108,7 @@ fn each_mistake_of_the_corpus_is_found_at_its_line_with_its_message() {
     }
     assert!(missing.is_empty(), "not found:\n{}\n\nfound:\n{:#?}", missing.join("\n"), found);
     assert_eq!(found.len(), expected.len(), "findings beyond the expected ones: {found:#?}");
-    assert_eq!((report["errors"].as_u64(), report["warnings"].as_u64()), (Some(14), Some(6)));
+    assert_eq!((report["errors"].as_u64(), report["warnings"].as_u64()), (Some(13), Some(6)));
     // The List's `fine` Pod (legacy annotations, as the seed's) and nothing else of it.
     assert!(!found.iter().any(|f| f.1 == "fine"), "{found:#?}");
     assert_eq!(report["pod_templates"], 12);

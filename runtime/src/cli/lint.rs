@@ -3,7 +3,7 @@
 //! Exit codes: 0 no errors (warnings allowed unless `--strict`), 1 findings that fail, 2 the
 //! command could not run (unreadable path, bad settings).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,8 +14,8 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::config::{Config, Layer};
-use crate::exec::{CheckEngine, CheckRegistry, EngineSettings, HostServices};
-use crate::lint::{Finding, Linter, Report, manifests};
+use crate::exec::{CheckEngine, CheckRegistry, ConfigVerdict, EngineSettings, HostServices};
+use crate::lint::{Finding, Linter, Report, TemplateConfig, manifests};
 use crate::model::Severity;
 use crate::resolve::{DiscoveryContext, Stage};
 
@@ -81,7 +81,7 @@ pub async fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
 
     let services = Arc::new(HostServices::from_config(&config));
     let engine = CheckEngine::new(EngineSettings::from_config(&config), services)?;
-    let registry = CheckRegistry::new(engine, config.checks_dir.clone());
+    let registry = Arc::new(CheckRegistry::new(engine, config.checks_dir.clone()));
     let checks = crate::exec::available_checks(&config.checks_dir);
     let known = |name: &str| checks.iter().any(|c| c == name);
     let policies: BTreeMap<&str, Result<_, String>> =
@@ -106,7 +106,10 @@ pub async fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
         network: &registry.engine().services().network,
         namespace: &args.namespace,
     };
-    let report = linter.lint(&documents);
+    let mut report = linter.lint(&documents);
+    let verdicts = validate(&registry, &report.configs).await;
+    report.findings.extend(verdicts);
+    report.findings.sort_by(|a, b| (&a.at.file, a.at.line).cmp(&(&b.at.file, b.at.line)));
 
     let format = if args.json { OutputFormat::Json } else { args.format };
     let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
@@ -121,6 +124,30 @@ pub async fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     }
     let failed = errors > 0 || (args.strict && warnings > 0);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The check's own verdict on each instance the annotations resolve to (its `validate` export:
+/// the config parser its runs use). A check built before `validate` existed is said once.
+async fn validate(registry: &Arc<CheckRegistry>, configs: &[TemplateConfig]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut unsupported = BTreeSet::new();
+    for TemplateConfig { at, config } in configs {
+        let check = &config.check;
+        let (severity, message) = match registry.validate(check, &config.init_config, &config.instance).await {
+            Ok(ConfigVerdict::Valid { warnings }) => {
+                out.extend(warnings.into_iter().map(|w| Finding { at: at.clone(), severity: Severity::Warning, message: format!("check `{check}`: {w}") }));
+                continue;
+            }
+            Ok(ConfigVerdict::Invalid(message)) => (Severity::Error, format!("check `{check}` refuses the instance: {message}")),
+            Ok(ConfigVerdict::NotSupported { reason }) if unsupported.insert(check.clone()) => {
+                (Severity::Warning, format!("check `{check}` cannot check its instances before they run: {reason}"))
+            }
+            Ok(ConfigVerdict::NotSupported { .. }) => continue,
+            Err(e) => (Severity::Error, format!("check `{check}` could not check the instance: {}", crate::text::with_causes(&e))),
+        };
+        out.push(Finding { at: at.clone(), severity, message: crate::text::bounded(message) });
+    }
+    out
 }
 
 fn severity(severity: Severity) -> &'static str {
