@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = DiscoveryContext {
         node_name: if flags & NO_NODE_NAME != 0 { "" } else { "node-1" },
         env_allowlist: &allowlist,
+        stage: adrt::resolve::Stage::Live,
         known_checks: &known,
         policy_of: &|_| None,
         file_templates: &files,

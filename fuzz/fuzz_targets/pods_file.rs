@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
             let ctx = DiscoveryContext {
                 node_name: "node-1",
                 env_allowlist: &[],
+                stage: adrt::resolve::Stage::Live,
                 known_checks: &known,
         policy_of: &|_| None,
                 file_templates: &[],
