@@ -115,7 +115,7 @@ pub async fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = report.findings.len() - errors;
     match format {
-        OutputFormat::Text => print!("{}", text(&report, files.len())),
+        OutputFormat::Text => print!("{}", text(&report, files.len(), errors, warnings)),
         OutputFormat::Github => print!("{}", github(&report.findings)),
         OutputFormat::Json => {
             let json = JsonReport { findings: &report.findings, errors, warnings, files: files.len(), pod_templates: report.templates };
@@ -158,13 +158,11 @@ fn severity(severity: Severity) -> &'static str {
 }
 
 /// `file:line: severity: object: message`, then a summary line.
-fn text(report: &Report, files: usize) -> String {
+fn text(report: &Report, files: usize, errors: usize, warnings: usize) -> String {
     let mut out = String::new();
     for f in &report.findings {
         out.push_str(&format!("{}:{}: {}: {}: {}\n", f.at.file, f.at.line, severity(f.severity), f.at.object(), f.message));
     }
-    let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
-    let warnings = report.findings.len() - errors;
     out.push_str(&format!(
         "{}, {} in {} ({})\n",
         super::check::plural(errors, "error"),

@@ -241,8 +241,8 @@ mod tests {
     fn lists_unfold_with_each_item_at_its_kind_line() {
         let text = "kind: List\nitems:\n  - kind: Pod\n    metadata:\n      ownerReferences:\n        - kind: ReplicaSet\n  - kind: Deployment\n    metadata: {name: b}\n";
         let docs = documents("f.yaml", text);
-        let objects = objects(&docs[0]);
-        let found: Vec<_> = objects.iter().map(|o| (o.kind, o.name, o.offset)).collect();
+        let unfolded = objects(&docs[0]);
+        let found: Vec<_> = unfolded.iter().map(|o| (o.kind, o.name, o.offset)).collect();
         assert_eq!(found, [("Pod", "", 2), ("Deployment", "b", 6)]);
         // The kubelet's PodList: items without a kind are pods.
         let docs = documents("f.yaml", "kind: PodList\nitems:\n  - metadata: {name: a}\n");

@@ -91,6 +91,7 @@ pub struct Linter<'a> {
 }
 
 impl Linter<'_> {
+    /// Findings in document order; the caller sorts them once its own are added.
     pub fn lint(&self, documents: &[Document]) -> Report {
         let mut report = Report::default();
         let config_maps = self.config_maps(documents);
@@ -104,7 +105,6 @@ impl Linter<'_> {
                 self.lint_object(document, &object, &config_maps, &mut report);
             }
         }
-        report.findings.sort_by(|a, b| (&a.at.file, a.at.line).cmp(&(&b.at.file, b.at.line)));
         report
     }
 
@@ -202,9 +202,8 @@ impl Linter<'_> {
         for unresolved in &configs.unresolved {
             let reported = configs.problems.iter().any(|p| p.message.contains(&unresolved.reason));
             if !reported {
-                let container = Entity::Container { namespace: String::new(), pod: String::new(), container: unresolved.source.container.clone() };
                 let message = format!("check `{}`: cannot be checked before the pod runs: {}", unresolved.check, unresolved.reason);
-                finding(placed(&container, ""), Severity::Warning, message);
+                finding(Location { container: Some(unresolved.source.container.clone()), ..at.clone() }, Severity::Warning, message);
             }
         }
         let parsed = annotations::parse(&pod).0;
