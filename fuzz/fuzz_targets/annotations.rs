@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
         file_templates: &files,
         limits: Limits::default(),
         tagging: &Default::default(),
+        prometheus_scrape: None,
     };
     let configs = discover_pod(&pod, &ctx);
 

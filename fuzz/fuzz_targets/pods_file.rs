@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 file_templates: &[],
                 limits: Limits::default(),
                 tagging: &Default::default(),
+                prometheus_scrape: None,
             };
             for pod in &pods {
                 let configs = discover_pod(pod, &ctx);

@@ -511,6 +511,7 @@ fn the_repositorys_examples_resolve_to_the_nginx_check() {
         file_templates: &[],
         limits: Default::default(),
         tagging: &tagging,
+        prometheus_scrape: None,
     };
 
     // The local pods file of `scripts/run`: two replicas on 127.0.0.2 and .3.

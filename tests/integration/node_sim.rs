@@ -277,3 +277,65 @@ impl Drop for Orphan {
         let _ = self.0.wait();
     }
 }
+
+/// Datadog's `prometheus_scrape` autoconfig on a pod that carries nothing but
+/// `prometheus.io/scrape: "true"` and `prometheus.io/port`: the pod runs nginx and, beside it in
+/// its namespace, the real `prometheus-nginx-exporter` (Debian) reading nginx's stub_status. The
+/// agent, started with `--prometheus-scrape` (off by default, as Datadog's), gives the container declaring the port an
+/// `openmetrics` instance and scrapes the exporter through the pod IP; the exporter reads nginx
+/// for each scrape, which nginx's log shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_with_only_prometheus_annotations_is_scraped_through_its_pod_ip() {
+    let Some(mut sim) = NodeSim::start_or_skip("node_sim::a_pod_with_only_prometheus_annotations_is_scraped_through_its_pod_ip").await
+    else {
+        return;
+    };
+    let pairs = |list: &[(&str, &str)]| list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let template = PodTemplate {
+        namespace: "shop".into(),
+        deployment: "web".into(),
+        container: "web".into(),
+        image: "nginx:alpine".into(),
+        labels: pairs(&[("app", "web")]),
+        annotations: pairs(&[("prometheus.io/scrape", "true"), ("prometheus.io/port", "9113")]),
+        ports: vec![80, 9113],
+        sidecar: ["prometheus-nginx-exporter", "-nginx.scrape-uri=http://{ip}:80/nginx_status", "-web.listen-address={ip}:9113"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let pod = sim.add_pod("web-1", &template).unwrap();
+    let (pod_ip, endpoint) = (pod.ip.to_string(), format!("http://{}:9113/metrics", pod.ip));
+
+    let agent = RunningAgent::start(&[
+        "--listener", "kubelet", "--kubelet-url", &sim.kubelet_url(), "--kubelet-poll", "0.2", "--prometheus-scrape",
+    ]);
+    let scraped = |info: &Value| -> Vec<Value> {
+        let checks = info["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "openmetrics");
+        checks.flat_map(|c| c["instances"].as_array().unwrap().clone()).collect()
+    };
+    let info = agent
+        .wait_for("the exporter scraped twice, OK", |info| {
+            scraped(info).iter().any(|i| i["status"] == "OK" && i["total_runs"].as_u64().is_some_and(|runs| runs >= 2))
+        })
+        .await;
+    let instances = scraped(&info);
+    assert_eq!(instances.len(), 1, "one container declares the port: {instances:#?}");
+    assert_eq!(instances[0]["source"]["pod"], "web-1");
+    // nginx_up, nginx_connections_{active,reading,writing,waiting}: gauges from the first run.
+    assert!(instances[0]["metrics"].as_u64().unwrap() >= 5, "{:#}", instances[0]);
+
+    let configs = agent.configcheck().await;
+    let resolved: Vec<&Value> = configs["resolved"].as_array().unwrap().iter().collect();
+    assert_eq!(resolved.len(), 1, "{configs:#}");
+    assert_eq!((resolved[0]["check"].as_str(), resolved[0]["provider"].as_str()), (Some("openmetrics"), Some("prometheus_pods")));
+    assert_eq!(resolved[0]["source"]["container"], "web");
+    assert_eq!(resolved[0]["instance"], json!({"openmetrics_endpoint": endpoint, "metrics": [".*"], "namespace": ""}));
+    let text = agent.info_text().await;
+    assert!(text.contains("openmetrics") && text.contains("web-1"), "adrt info shows the instance:\n{text}");
+
+    // Each scrape made the exporter read nginx from inside the pod.
+    let runs = instances[0]["total_runs"].as_u64().unwrap() as usize;
+    let from_exporter =
+        sim.pod("web-1").access_log().into_iter().filter(|l| l.client == pod_ip && l.request == "GET /nginx_status HTTP/1.1").count();
+    assert!(from_exporter >= runs, "nginx served the exporter {from_exporter} times for {runs} scrapes");
+}

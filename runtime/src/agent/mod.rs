@@ -292,6 +292,7 @@ impl Agent {
                 max_instances_per_namespace: self.config.max_instances_per_namespace,
             },
             tagging: &self.config.tagging,
+            prometheus_scrape: self.config.prometheus_scrape.as_ref(),
         };
         let mut plan = plan::plan(&discovery.pods, &self.files, &ctx);
         plan.problems.splice(0..0, discovery.pod_problems.iter().cloned());

@@ -131,7 +131,7 @@ mod tests {
         let known = |name: &str| name == "nginx";
         let tagging = Default::default();
         let ctx =
-            DiscoveryContext { node_name: "node-1", env_allowlist: &[], stage: crate::resolve::Stage::Live, known_checks: &known, policy_of: &|_| None, file_templates: &[], limits, tagging: &tagging };
+            DiscoveryContext { node_name: "node-1", env_allowlist: &[], stage: crate::resolve::Stage::Live, known_checks: &known, policy_of: &|_| None, file_templates: &[], limits, tagging: &tagging, prometheus_scrape: None };
         plan(pods, &[], &ctx)
     }
 

@@ -102,6 +102,7 @@ pub async fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
                 max_instances_per_namespace: config.max_instances_per_namespace,
             },
             tagging: &config.tagging,
+            prometheus_scrape: config.prometheus_scrape.as_ref(),
         },
         network: &registry.engine().services().network,
         namespace: &args.namespace,

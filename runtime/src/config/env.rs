@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use super::{Cardinality, ConfigError, Layer, ListenerKind, TagMapping};
+use super::{Cardinality, ConfigError, Layer, ListenerKind, PrometheusScrapeLayer, TagMapping};
 
 /// Reads the layer through `var` (the process environment, or a map in tests).
 pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
@@ -101,6 +101,7 @@ pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
         checks: None,
         egress_deny: reader.parse::<IpNets>(&["ADRT_EGRESS_DENY"])?.map(|nets| nets.0),
         memory_budget_mib: reader.parse(&["ADRT_MEMORY_BUDGET_MIB"])?,
+        prometheus_scrape: reader.prometheus_scrape()?,
     })
 }
 
@@ -149,6 +150,21 @@ impl Reader<'_> {
                 .map(Some)
                 .map_err(|_| env_error(&name, &value, "expected low, orchestrator or high".into())),
         }
+    }
+
+    /// Datadog's `DD_PROMETHEUS_SCRAPE_*`; `None` when none is set.
+    fn prometheus_scrape(&self) -> Result<Option<PrometheusScrapeLayer>, ConfigError> {
+        let checks = match self.text(&["DD_PROMETHEUS_SCRAPE_CHECKS"]) {
+            None => None,
+            Some((name, value)) => Some(PrometheusScrapeLayer::parse_checks(&value).map_err(|reason| env_error(&name, &value, reason))?),
+        };
+        let layer = PrometheusScrapeLayer {
+            enabled: self.parse::<Flag>(&["DD_PROMETHEUS_SCRAPE_ENABLED"])?.map(|f| f.0),
+            checks,
+            version: self.parse(&["DD_PROMETHEUS_SCRAPE_VERSION"])?,
+            service_endpoints: self.parse::<Flag>(&["DD_PROMETHEUS_SCRAPE_SERVICE_ENDPOINTS"])?.map(|f| f.0),
+        };
+        Ok((layer != PrometheusScrapeLayer::default()).then_some(layer))
     }
 
     fn mapping(&self, names: &[&str]) -> Result<Option<TagMapping>, ConfigError> {
@@ -218,6 +234,21 @@ mod tests {
         let layer = env(&[("DD_API_KEY", "new"), ("API_KEY", "old"), ("DD_HEALTH_PORT", "6000")]).unwrap();
         assert_eq!(layer.api_key.as_deref(), Some("new"));
         assert_eq!(layer.health_addr.unwrap().to_string(), "0.0.0.0:6000");
+    }
+
+    #[test]
+    fn prometheus_scrape_reads_datadogs_names() {
+        assert_eq!(env(&[]).unwrap().prometheus_scrape, None);
+        let layer = env(&[
+            ("DD_PROMETHEUS_SCRAPE_ENABLED", "true"),
+            ("DD_PROMETHEUS_SCRAPE_CHECKS", r#"[{"configurations": [{"namespace": "app"}]}]"#),
+        ])
+        .unwrap();
+        let scrape = layer.prometheus_scrape.unwrap();
+        assert_eq!(scrape.enabled, Some(true));
+        assert_eq!(scrape.checks.unwrap()[0].configurations[0]["namespace"], "app");
+        let err = env(&[("DD_PROMETHEUS_SCRAPE_CHECKS", "{")]).unwrap_err().to_string();
+        assert!(err.contains("DD_PROMETHEUS_SCRAPE_CHECKS") && err.contains("JSON list"), "{err}");
     }
 
     #[test]

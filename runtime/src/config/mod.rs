@@ -9,6 +9,7 @@
 mod env;
 mod file;
 mod paths;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use crate::watchdog::BEAT_EVERY;
 
 pub use env::from_env;
 pub use file::{DEFAULT_CONFIG_FILE, from_file};
+pub use prometheus::{PrometheusScrape, PrometheusScrapeLayer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -287,13 +289,23 @@ pub struct Layer {
     /// besides link-local 169.254.0.0/16 and fd00:ec2::254, always refused.
     #[arg(long, value_delimiter = ',')]
     pub egress_deny: Option<Vec<IpNet>>,
+    /// Give pods annotated `prometheus.io/scrape: "true"` an `openmetrics` instance
+    /// (DD_PROMETHEUS_SCRAPE_ENABLED; off by default, as Datadog's). In the file, Datadog's block:
+    /// `prometheus_scrape: {enabled: true, checks: [{configurations: [...], autodiscovery: {...}}]}`.
+    #[arg(long, value_parser = PrometheusScrapeLayer::parse_flag, num_args = 0..=1, default_missing_value = "true")]
+    pub prometheus_scrape: Option<PrometheusScrapeLayer>,
 }
 
 impl Layer {
     /// `self` where set, else `lower`.
-    pub fn over(self, lower: Layer) -> Layer {
+    pub fn over(mut self, mut lower: Layer) -> Layer {
+        // A block whose keys may come from different layers (the flag sets `enabled` only).
+        let prometheus_scrape = match (self.prometheus_scrape.take(), lower.prometheus_scrape.take()) {
+            (Some(upper), Some(lower)) => Some(upper.over(lower)),
+            (upper, lower) => upper.or(lower),
+        };
         macro_rules! pick {
-            ($($field:ident),*) => { Layer { $($field: self.$field.or(lower.$field)),* } };
+            ($($field:ident),*) => { Layer { prometheus_scrape, $($field: self.$field.or(lower.$field)),* } };
         }
         pick!(
             listener, pods_file, kubelet_url, kubelet_host, kubelet_poll, kubelet_tls_verify, kubelet_client_ca,
@@ -373,6 +385,8 @@ pub struct Config {
     /// The operator's settings of each check.
     pub checks: BTreeMap<String, OperatorCheck>,
     pub egress_deny: Vec<IpNet>,
+    /// `None`: pods' `prometheus.io/*` annotations are not read.
+    pub prometheus_scrape: Option<PrometheusScrape>,
 }
 
 pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:5002";
@@ -617,6 +631,7 @@ impl Config {
             Some(url) => return Err(ConfigError::Invalid(format!("otlp_endpoint {url:?}: an http:// or https:// URL"))),
             None => None,
         };
+        let prometheus_scrape = layer.prometheus_scrape.unwrap_or_default().resolve().map_err(ConfigError::Invalid)?;
         let mut host_tags = layer.tags.unwrap_or_default();
         host_tags.extend(layer.env.map(|env| format!("env:{env}")));
         host_tags.extend(layer.cluster_name.map(|name| format!("kube_cluster_name:{name}")));
@@ -686,6 +701,7 @@ impl Config {
             memory_budget_mib,
             checks,
             egress_deny: layer.egress_deny.unwrap_or_default(),
+            prometheus_scrape,
         };
         let slots = config.instance_slots() as usize;
         if slots < config.workers {
@@ -742,6 +758,19 @@ mod tests {
         assert_eq!(config.node_name, "from-env");
         assert_eq!(config.workers, 7);
         assert_eq!(config.check_interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn prometheus_scrape_stacks_key_by_key() {
+        // The flag turns scraping on; the file's rules stay.
+        let flags = Layer { prometheus_scrape: Some(PrometheusScrapeLayer::parse_flag("true").unwrap()), ..Layer::default() };
+        let file = layer("prometheus_scrape: {enabled: false, checks: [{configurations: [{namespace: app}]}]}");
+        let config = Config::resolve(flags.over(Layer::default()).over(file), false, || None).unwrap();
+        assert_eq!(config.prometheus_scrape.unwrap().checks[0].instances[0]["namespace"], "app");
+        let off = Config::resolve(layer("prometheus_scrape: {checks: []}"), false, || None).unwrap();
+        assert!(off.prometheus_scrape.is_none(), "off unless enabled");
+        let err = Config::resolve(layer("prometheus_scrape: {enabled: true, version: 1}"), false, || None).unwrap_err();
+        assert!(err.to_string().contains("prometheus_scrape.version: 1"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `ad_identifiers`, resolved per container (template variables, tags, ID), with every problem.
 //! Pure: the scheduler calls [`discover_pod`] again whenever the pod changes.
 
+pub mod prometheus;
 pub mod template;
 
 #[cfg(test)]
@@ -13,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::annotations;
-use crate::config::TagSettings;
+use crate::config::{PrometheusScrape, TagSettings};
 use crate::instance_id::instance_id;
 use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Severity};
 use crate::pod::{Container, Pod};
@@ -39,6 +40,8 @@ pub struct DiscoveryContext<'a> {
     pub limits: Limits,
     /// Which pod tags checks get (`checks_cardinality`) and which labels and annotations are tags.
     pub tagging: &'a TagSettings,
+    /// `prometheus_scrape`'s rules; `None` when off.
+    pub prometheus_scrape: Option<&'a PrometheusScrape>,
 }
 
 /// Bounds on what a pod's annotations may ask for (the agent's settings of the same names).
@@ -165,7 +168,16 @@ struct Scope<'a> {
 pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
     let (parsed, problems) = annotations::parse(pod);
     let mut out = PodConfigs { problems, ..PodConfigs::default() };
-    let declared: usize = parsed.containers.values().map(|c| c.templates.len()).sum();
+    let (scraped, scrape_problems) = match ctx.prometheus_scrape {
+        Some(scrape) => {
+            let has_check_annotations = |name: &str| parsed.containers.get(name).is_some_and(|c| c.check_names.is_some());
+            prometheus::instances(pod, scrape, &has_check_annotations)
+        }
+        None => Default::default(),
+    };
+    out.problems.extend(scrape_problems);
+    let declared: usize =
+        parsed.containers.values().map(|c| c.templates.len()).sum::<usize>() + scraped.values().map(Vec::len).sum::<usize>();
     if declared > ctx.limits.max_instances_per_pod {
         out.problems.push(Problem::error(
             Entity::pod(pod),
@@ -223,6 +235,17 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                     from_pod: false,
                 });
             }
+        }
+        for instance in scraped.get(&container.name).into_iter().flatten() {
+            candidates.push(Candidate {
+                check: prometheus::CHECK,
+                provider: prometheus::PROVIDER.to_string(),
+                origin: format!("annotation `{}`", crate::config::prometheus::SCRAPE_ANNOTATION),
+                init_config: &empty,
+                instance,
+                ignore_tags: false,
+                from_pod: true,
+            });
         }
         if candidates.is_empty() {
             continue;

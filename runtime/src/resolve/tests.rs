@@ -64,6 +64,7 @@ fn discover(pod: &Pod, files: &[CheckTemplate]) -> PodConfigs {
         file_templates: files,
         limits: Default::default(),
         tagging: &TagSettings::default(),
+        prometheus_scrape: None,
     };
     discover_pod(pod, &ctx)
 }
@@ -641,6 +642,7 @@ fn checks_get_tags_at_the_checks_cardinality() {
             file_templates: &[],
             limits: Default::default(),
             tagging: &tagging,
+            prometheus_scrape: None,
         };
         discover_pod(&p, &ctx).resolved[0].tags.clone()
     };
@@ -765,6 +767,7 @@ fn static_configs_resolve_node_variables_only() {
         file_templates: &files,
         limits: Default::default(),
         tagging: &TagSettings::default(),
+        prometheus_scrape: None,
     };
     let got = static_configs(&files, &ctx);
     assert_eq!(got.resolved.len(), 1);
@@ -1036,6 +1039,7 @@ fn hostname_is_what_the_container_sees() {
         file_templates: &[],
         limits: Default::default(),
         tagging: &TagSettings::default(),
+        prometheus_scrape: None,
     };
     let got = discover_pod(&p, &ctx);
     assert!(got.unresolved[0].reason.contains("%%hostname%%: the node name is unknown"), "{got:?}");
@@ -1066,6 +1070,7 @@ fn the_checks_policy_decides_who_may_request_it_its_interval_and_what_its_instan
         file_templates: &[],
         limits: Default::default(),
         tagging: &TagSettings::default(),
+        prometheus_scrape: None,
     };
     let checks = r#"{"nginx": {"instances": [{"url": "http://%%host%%/"}, {"min_collection_interval": 30}]},
         "redisdb": {"instances": [{}]}, "openmetrics": {"instances": [{}]}}"#;
@@ -1089,4 +1094,88 @@ fn the_checks_policy_decides_who_may_request_it_its_interval_and_what_its_instan
     let out = discover_pod(&pod(&[]), &ctx);
     assert_eq!(out.resolved.len(), 1, "{out:?}");
     assert_eq!((out.resolved[0].check.as_str(), &out.resolved[0].reach), ("redisdb", &Reach::Operator));
+}
+
+fn discover_scraped(pod: &Pod, scrape: &crate::config::PrometheusScrape) -> PodConfigs {
+    let ctx = DiscoveryContext {
+        node_name: "node-1",
+        env_allowlist: &[],
+        stage: Stage::Live,
+        known_checks: &known,
+        policy_of: &|_| None,
+        file_templates: &[],
+        limits: Default::default(),
+        tagging: &TagSettings::default(),
+        prometheus_scrape: Some(scrape),
+    };
+    discover_pod(pod, &ctx)
+}
+
+/// (container, openmetrics_endpoint) of each scheduled openmetrics instance.
+fn scraped(configs: &PodConfigs) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = configs
+        .resolved
+        .iter()
+        .filter(|c| c.provider == "prometheus_pods")
+        .map(|c| (c.source.container.clone(), c.instance["openmetrics_endpoint"].as_str().unwrap().to_string()))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn prometheus_annotations_give_openmetrics_instances_by_datadogs_rules() {
+    let layer = crate::config::PrometheusScrapeLayer::parse_flag("true").unwrap();
+    let scrape = layer.resolve().unwrap().unwrap();
+    let owned = |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+
+    // The port's owner only, with Datadog's default instance; the pod's reach, not the operator's.
+    let configs = discover_scraped(&pod(&[("prometheus.io/scrape", "true"), ("prometheus.io/port", "8080")]), &scrape);
+    assert_eq!(scraped(&configs), owned(&[("web", "http://10.0.0.5:8080/metrics")]));
+    let config = configs.resolved.iter().find(|c| c.provider == "prometheus_pods").unwrap();
+    assert_eq!(config.instance, json!({"openmetrics_endpoint": "http://10.0.0.5:8080/metrics", "metrics": [".*"], "namespace": ""}));
+    assert_eq!((config.check.as_str(), &config.init_config), ("openmetrics", &json!({})));
+    assert!(matches!(config.reach, crate::policy::Reach::Pod { .. }));
+    assert!(configs.problems.is_empty(), "{:?}", configs.problems);
+
+    // No port: every long-running container, its own highest port; the path annotation is used.
+    let configs = discover_scraped(&pod(&[("prometheus.io/scrape", "true"), ("prometheus.io/path", "/m")]), &scrape);
+    assert_eq!(scraped(&configs), owned(&[("sidecar", "http://10.0.0.5:6379/m"), ("web", "http://10.0.0.5:8080/m")]));
+    let unresolved: Vec<_> = configs.unresolved.iter().map(|u| (u.source.container.as_str(), u.provider.as_str())).collect();
+    assert_eq!(unresolved, [("init", "prometheus_pods")], "the sidecar declares no port for %%port%%");
+
+    // Explicit check annotations on a container win over the autoconfig.
+    let nginx = ("ad.datadoghq.com/web.checks", NGINX_V2);
+    let configs = discover_scraped(&pod(&[("prometheus.io/scrape", "true"), ("prometheus.io/port", "8080"), nginx]), &scrape);
+    assert_eq!(scraped(&configs), owned(&[]));
+    assert_eq!(configs.resolved.iter().map(|c| c.check.as_str()).collect::<Vec<_>>(), ["nginx"]);
+
+    // A port nobody declares: every container, with a warning saying what the sandbox will do.
+    let configs = discover_scraped(&pod(&[("prometheus.io/scrape", "true"), ("prometheus.io/port", "9100")]), &scrape);
+    assert_eq!(
+        scraped(&configs),
+        owned(&[("init", "http://10.0.0.5:9100/metrics"), ("sidecar", "http://10.0.0.5:9100/metrics"), ("web", "http://10.0.0.5:9100/metrics")])
+    );
+    assert_eq!(configs.problems.len(), 1);
+    assert!(configs.problems[0].message.contains("`prometheus.io/port: 9100` is a port no container of the pod declares"));
+
+    // Not taken: excluded, not annotated, bad values (named), or scraping off.
+    for annotations in [&[("prometheus.io/scrape", "false")][..], &[("prometheus.io/port", "8080")][..]] {
+        let configs = discover_scraped(&pod(annotations), &scrape);
+        assert!(configs.resolved.is_empty() && configs.problems.is_empty(), "{annotations:?}");
+    }
+    let configs = discover_scraped(&pod(&[("prometheus.io/scrape", "true"), ("prometheus.io/port", "http")]), &scrape);
+    assert!(configs.resolved.is_empty());
+    assert!(configs.problems[0].message.contains("`prometheus.io/port: http` is not a port number"), "{:?}", configs.problems);
+    let configs = discover_scraped(&pod(&[("prometheus.io/scrape", "true"), ("prometheus.io/path", "metrics")]), &scrape);
+    assert!(configs.problems[0].message.contains("`prometheus.io/path: metrics` is not a URL path"), "{:?}", configs.problems);
+    assert!(discover(&pod(&[("prometheus.io/scrape", "true")]), &[]).resolved.is_empty(), "off by default");
+
+    // A custom rule: its own annotation, container names and instance keys.
+    let yaml = "enabled: true\nchecks:\n- configurations: [{namespace: shop, max_returned_metrics: 5000}]\n  autodiscovery:\n    kubernetes_annotations: {include: {team: web}}\n    kubernetes_container_names: [side.*]\n";
+    let scrape = serde_yaml::from_str::<crate::config::PrometheusScrapeLayer>(yaml).unwrap().resolve().unwrap().unwrap();
+    let configs = discover_scraped(&pod(&[("team", "web")]), &scrape);
+    assert_eq!(scraped(&configs), owned(&[("sidecar", "http://10.0.0.5:6379/metrics")]));
+    assert_eq!(configs.resolved[0].instance["max_returned_metrics"], 5000);
+    assert_eq!(configs.resolved[0].instance["namespace"], "shop");
 }

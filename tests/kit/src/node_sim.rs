@@ -31,7 +31,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, bail};
@@ -72,6 +72,11 @@ pub struct PodTemplate {
     pub image: String,
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
+    /// The container's declared ports (its nginx listens on 80).
+    pub ports: Vec<u16>,
+    /// A second process of the pod, run in its namespace beside nginx (an exporter, say): the
+    /// command and its arguments, `{ip}` standing for the pod's IP. Empty: none.
+    pub sidecar: Vec<String>,
 }
 
 impl PodTemplate {
@@ -91,12 +96,15 @@ impl PodTemplate {
                 ("service-discovery.datadoghq.com/frontend.init_configs", "[{}]"),
                 ("service-discovery.datadoghq.com/frontend.instances", r#"[{"nginx_status_url": "http://%%host%%:%%port%%/nginx_status"}]"#),
             ]),
+            ports: vec![80],
+            sidecar: Vec::new(),
         }
     }
 }
 
 /// One pod: a network namespace with its own address and a real nginx on port 80 in it, serving
-/// `stub_status` at `/nginx_status` and its own name at `/`, and logging every request.
+/// `stub_status` at `/nginx_status` and its own name at `/`, and logging every request; and its
+/// template's sidecar process, if any.
 pub struct SimPod {
     pub name: String,
     pub namespace: String,
@@ -107,6 +115,7 @@ pub struct SimPod {
     /// The root namespace's end of the pod's veth pair (a port of the node's bridge).
     pub veth: String,
     nginx: Option<LocalNginx>,
+    sidecar: Option<Child>,
 }
 
 /// One line of a pod's nginx access log.
@@ -151,6 +160,10 @@ impl SimPod {
 
 impl Drop for SimPod {
     fn drop(&mut self) {
+        if let Some(mut sidecar) = self.sidecar.take() {
+            let _ = sidecar.kill();
+            let _ = sidecar.wait();
+        }
         drop(self.nginx.take());
         // Deleting one end of a veth deletes both; then the namespace, which nothing holds now.
         let _ = ip(&["link", "del", &self.veth]);
@@ -249,9 +262,9 @@ impl NodeSim {
         self.pods.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no pod {name} on {}", self.name))
     }
 
-    /// Starts a pod of `template` named `name` — namespace, veth, address, nginx on port 80 —
-    /// and, once its nginx answers on its pod IP, adds it to the kubelet's PodList as a Running,
-    /// Ready pod.
+    /// Starts a pod of `template` named `name` — namespace, veth, address, nginx on port 80, the
+    /// template's sidecar — and, once its nginx answers on its pod IP, adds it to the kubelet's
+    /// PodList as a Running, Ready pod.
     pub fn add_pod(&mut self, name: &str, template: &PodTemplate) -> anyhow::Result<&SimPod> {
         anyhow::ensure!(self.next_host < 255, "{} has no address left for {name}", self.name);
         let address = host(self.gateway, self.next_host);
@@ -267,6 +280,7 @@ impl NodeSim {
             netns: format!("{}-{m}", self.name),
             veth,
             nginx: None,
+            sidecar: None,
         };
         // Made in this order so that `pod`'s drop undoes whatever was done when a step fails.
         ip(&["netns", "add", &pod.netns])?;
@@ -285,6 +299,17 @@ impl NodeSim {
             )
         });
         pod.nginx = Some(nginx.with_context(|| format!("starting nginx in {}", pod.netns))?);
+        if let Some((program, args)) = template.sidecar.split_first() {
+            let args = args.iter().map(|a| a.replace("{ip}", &address.to_string()));
+            let child = Command::new("ip")
+                .args(["netns", "exec", &pod.netns, program])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            pod.sidecar = Some(child.with_context(|| format!("starting {program} in {}", pod.netns))?);
+        }
         self.kubelet.add_pod(self.pod_json(&pod, template));
         self.pods.push(pod);
         Ok(self.pods.last().expect("just pushed"))
@@ -314,7 +339,7 @@ impl NodeSim {
         let container = &mut json["spec"]["containers"][0];
         container["name"] = json!(template.container);
         container["image"] = json!(template.image);
-        container["ports"] = json!([{"containerPort": 80, "protocol": "TCP"}]);
+        container["ports"] = template.ports.iter().map(|port| json!({"containerPort": port, "protocol": "TCP"})).collect();
         let status = &mut json["status"]["containerStatuses"][0];
         status["name"] = json!(template.container);
         let qualified = if template.image.contains('/') { template.image.clone() } else { format!("docker.io/library/{}", template.image) };
