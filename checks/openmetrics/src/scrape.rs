@@ -134,7 +134,7 @@ fn target_of(settings: &Settings, sample: &Sample<'_, '_>) -> Option<(String, Tr
 /// transform does not submit (a counter's `_created`, a histogram's buckets when not collected).
 fn series_of(settings: &Settings, sample: &Sample<'_, '_>, base: &str, transform: Transform) -> Option<(String, MetricKind)> {
     let name = sample.name;
-    let monotonic = |suffix: &str| Some((format!("{base}{suffix}"), MetricKind::MonotonicCount));
+    let monotonic = |suffix: &str| Some((concat(base, "", suffix), MetricKind::MonotonicCount));
     match transform {
         Transform::Counter if sample.total => monotonic(".count"),
         Transform::Counter => None,
@@ -147,13 +147,23 @@ fn series_of(settings: &Settings, sample: &Sample<'_, '_>, base: &str, transform
         Transform::Summary if name.ends_with("_count") => monotonic(".count"),
         // Datadog compares with the family's name after `raw_metric_prefix` went, which never
         // matches when a prefix was cut; the name as declared is what was meant.
-        Transform::Summary if name == sample.declared => Some((format!("{base}.quantile"), MetricKind::Gauge)),
+        Transform::Summary if name == sample.declared => Some((concat(base, "", ".quantile"), MetricKind::Gauge)),
         Transform::Summary => None,
         Transform::Gauges => {
             let suffix = name.strip_prefix(sample.declared).unwrap_or_default();
-            Some((format!("{base}{suffix}"), MetricKind::Gauge))
+            Some((concat(base, "", suffix), MetricKind::Gauge))
         }
     }
+}
+
+/// `a` `b` `c` in one allocation: per series, where `format!`'s machinery shows in the guest's
+/// time.
+fn concat(a: &str, b: &str, c: &str) -> String {
+    let mut text = String::with_capacity(a.len() + b.len() + c.len());
+    text.push_str(a);
+    text.push_str(b);
+    text.push_str(c);
+    text
 }
 
 /// A sample's tags: its labels (shared ones added, histograms' `le` as `upper_bound` and
@@ -188,7 +198,7 @@ fn tags_of(settings: &Settings, sample: &Sample<'_, '_>, shared: &SharedLabels) 
             continue;
         }
         let name = settings.rename_labels.get(*name).map_or(*name, String::as_str);
-        tags.push(format!("{name}:{value}"));
+        tags.push(concat(name, ":", value));
     }
     tags.extend(settings.endpoint_tag.iter().cloned());
     Some((tags, bound))
