@@ -351,7 +351,8 @@ async fn a_conf_d_instance_reports_every_series_of_the_agents_own_metrics() {
     let unexpected: Vec<_> = at_intake.iter().filter(|s| !seen.contains(*s)).collect();
     assert!(unexpected.is_empty(), "at the intake but on no page: {unexpected:?}");
     assert!(page_names.iter().any(|(n, t)| n == "adrt_self.system_net_bytes_rcvd" && *t == 3), "{page_names:?}");
-    assert!(page_names.iter().any(|(n, t)| n == "adrt_self.adrt_checks_runs.count" && *t == 1), "{page_names:?}");
+    // The page's counter `system_net_tcp_in_segs_count_total`, waited for above: a count.
+    assert!(page_names.iter().any(|(n, t)| n == "adrt_self.system_net_tcp_in_segs_count.count" && *t == 1), "{page_names:?}");
     assert!(intake.violations().is_empty(), "{:?}", intake.violations());
     let _ = std::fs::remove_dir_all(dir);
 }
