@@ -22,6 +22,9 @@ mod agent;
 mod hot_reload;
 /// The network and kubernetes checks through adrt check.
 mod checks;
+/// The openmetrics check on real exporters (node, nginx, Prometheus) and on adrt's own
+/// `/metrics`, against what Python's prometheus_client reads of the same pages.
+mod openmetrics;
 /// Pod text crafted to forge lines of `adrt info` / `adrt configcheck` (newlines, ANSI escapes) or
 /// to flood them (a 5 MB annotation value): escaped, bounded, and the real pod still checked.
 mod hostile_output;

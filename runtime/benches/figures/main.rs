@@ -15,6 +15,7 @@ mod discovery;
 mod dogstatsd;
 mod kubernetes;
 mod network;
+mod openmetrics;
 mod policy;
 
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ enum Section {
     Network,
     /// The kubernetes check against fetching its URLs natively.
     Kubernetes,
+    /// The openmetrics check on a 10,000-series page against parsing it natively; its memory.
+    Openmetrics,
     /// Pod discovery latency per listener.
     Discovery,
     /// The agent running many pods' checks.
@@ -139,6 +142,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Kubernetes) {
         kubernetes::section(&setup, &checks_dir, n / 4, &mut table).await?;
+    }
+    if wanted(Section::Openmetrics) {
+        openmetrics::section(&setup, &checks_dir, n / 20, &mut table).await?;
     }
     if wanted(Section::Discovery) {
         discovery::section(&setup, args.discovery_samples.max(2), &mut table).await?;
