@@ -13,6 +13,7 @@ mod agent_load;
 mod delivery;
 mod discovery;
 mod dogstatsd;
+mod http_check;
 mod kubernetes;
 mod network;
 mod policy;
@@ -66,6 +67,8 @@ enum Section {
     Network,
     /// The kubernetes check against fetching its URLs natively.
     Kubernetes,
+    /// http_check (HTTP and HTTPS) against a bare GET of the same page.
+    HttpCheck,
     /// Pod discovery latency per listener.
     Discovery,
     /// The agent running many pods' checks.
@@ -139,6 +142,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Kubernetes) {
         kubernetes::section(&setup, &checks_dir, n / 4, &mut table).await?;
+    }
+    if wanted(Section::HttpCheck) {
+        http_check::section(&setup, &checks_dir, n / 4, &mut table).await?;
     }
     if wanted(Section::Discovery) {
         discovery::section(&setup, args.discovery_samples.max(2), &mut table).await?;
