@@ -48,6 +48,9 @@ mod dogstatsd;
 /// The sandbox's policy: hostile pods' egress, files and credentials refused by rule, the
 /// namespace rule, every per-run limit; in a network namespace with loopback only.
 mod policy;
+/// http_check against a real nginx (HTTP, and HTTPS with certificates made now), a silent peer
+/// and a closed port: Datadog's statuses, messages, tags and certificate thresholds.
+mod http_check;
 /// The adrt:check 0.1.1 step: a 0.1.0 component on this host, `validate`, `http-tls`, `filesystems`.
 mod contract;
 /// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx

@@ -13,6 +13,7 @@ mod agent_load;
 mod delivery;
 mod discovery;
 mod dogstatsd;
+mod http_check;
 mod kubernetes;
 mod network;
 mod openmetrics;
@@ -69,6 +70,8 @@ enum Section {
     Kubernetes,
     /// The openmetrics check on a 10,000-series page against parsing it natively; its memory.
     Openmetrics,
+    /// http_check (HTTP and HTTPS) against a bare GET of the same page.
+    HttpCheck,
     /// Pod discovery latency per listener.
     Discovery,
     /// The agent running many pods' checks.
@@ -145,6 +148,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Openmetrics) {
         openmetrics::section(&setup, &checks_dir, n / 20, &mut table).await?;
+    }
+    if wanted(Section::HttpCheck) {
+        http_check::section(&setup, &checks_dir, n / 4, &mut table).await?;
     }
     if wanted(Section::Discovery) {
         discovery::section(&setup, args.discovery_samples.max(2), &mut table).await?;

@@ -38,9 +38,15 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 /// A fresh self-signed certificate for `name` (EC P-256, one day) from the `openssl` command:
 /// `(certificate, key)` PEM files in `dir`.
 pub fn self_signed_certificate(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    self_signed_certificate_for_days(dir, name, 1)
+}
+
+/// [`self_signed_certificate`] valid from now for `days` days (its `notAfter` is `days` × 24 h
+/// after its `notBefore`).
+pub fn self_signed_certificate_for_days(dir: &std::path::Path, name: &str, days: u32) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", &days.to_string()])
         .args(["-subj", &format!("/CN={name}")])
         .arg("-keyout")
         .arg(&key)
