@@ -21,7 +21,7 @@ pub use manifest::{EgressGrant, Grants};
 
 /// The checks adrt ships: pods of every namespace may request them. Any other check in
 /// checks.d is the operator's and pods request it only from namespaces the operator lists.
-pub const SHIPPED_CHECKS: &[&str] = &["kubernetes", "network", "nginx"];
+pub const SHIPPED_CHECKS: &[&str] = &["cpu", "disk", "io", "kubernetes", "load", "memory", "network", "nginx", "uptime"];
 
 /// How a refusal by the namespace rule reads, and the rule's name in `adrt.policy.denied`.
 pub const NAMESPACE_RULE: &str = "refused by the namespace rule";
