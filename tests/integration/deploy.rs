@@ -439,7 +439,10 @@ impl Container {
                 let parent = Path::new(there).parent().unwrap().display();
                 script.push_str(&format!("mkdir -p \"$root{parent}\"; touch \"$root{there}\"\n"));
             }
-            script.push_str(&format!("mount --bind \"{}\" \"$root{there}\"\n", here.display()));
+            // The node's `/` comes with the filesystems mounted under it, as a container
+            // runtime binds a hostPath (recursively).
+            let flag = if here == Path::new("/") { "--rbind" } else { "--bind" };
+            script.push_str(&format!("mount {flag} \"{}\" \"$root{there}\"\n", here.display()));
             if read_only {
                 script.push_str(&format!("mount -o remount,bind,ro \"$root{there}\"\n"));
             }

@@ -55,6 +55,13 @@ impl Check for Disk {
                         "statvfs refused: {why} (rootfs_path must be a directory the check's files grant: checks.disk.files)"
                     )));
                 }
+                // A mount point missing beneath the root: mounted where the agent's view of the
+                // host does not reach (a pod's private mount namespace, a mount newer than the
+                // agent's without propagation). Normal in a container: debug.
+                Err(FileError::NotFound(_)) => {
+                    ctx.debug(&format!("{path} does not exist beneath rootfs_path, skipping it"));
+                    continue;
+                }
                 Err(e) => {
                     failures.push(format!("{path}: {}", e.describe()));
                     continue;

@@ -178,35 +178,24 @@ fn read_write_service_check() {
 
 #[test]
 fn unmeasurable_mounts_warn_once_and_a_refused_root_fails_naming_the_grant() {
+    // Mount points missing beneath the root are normal in a container (debug); others that
+    // cannot be measured are listed in one warning.
     let mut host = host("");
+    host.filesystems.remove("/sys/fs/cgroup/cpu");
     host.filesystems.remove("/dev/shm");
     host.filesystems.remove("/dev");
-    run(&mut host, serde_json::json!({})).unwrap();
+    let mut failing = Failing(host, vec!["/dev/shm".into(), "/dev".into()]);
+    let disk = Disk::init(None).unwrap();
+    let instance = serde_json::from_value::<Instance>(serde_json::json!({})).unwrap();
+    disk.run(&mut Context::new(&mut failing, "disk:1"), instance).unwrap();
+    let host = failing.0;
     let warnings: Vec<&String> = host.logs.iter().filter(|(level, _)| *level == Level::Warn).map(|(_, m)| m).collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].starts_with("2 mount point(s) could not be measured") && warnings[0].contains("/dev/shm"), "{}", warnings[0]);
+    assert!(warnings[0].starts_with("2 mount point(s) could not be measured") && warnings[0].contains("/dev/shm: Permission denied"), "{}", warnings[0]);
+    assert!(host.logs.iter().any(|(level, m)| *level == Level::Debug && m.contains("/sys/fs/cgroup/cpu does not exist")));
     assert!(host.metric_value("system.disk.total", &["device:/dev/vda", "device_name:vda"]).is_some());
 
-    struct Refusing(MockHost);
-    impl adrt_check_sdk::Host for Refusing {
-        fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError> {
-            Err(FileError::Denied(format!("{path}: refused by the file rule `file-root`")))
-        }
-        fn metric(&mut self, metric: adrt_check_sdk::host::Metric) { self.0.metric(metric) }
-        fn service_check(&mut self, check: adrt_check_sdk::host::ServiceCheck) { self.0.service_check(check) }
-        fn event(&mut self, event: adrt_check_sdk::host::Event) { self.0.event(event) }
-        fn log(&mut self, level: Level, message: &str) { self.0.log(level, message) }
-        fn http(&mut self, request: &adrt_check_sdk::host::Request) -> Result<adrt_check_sdk::Response, adrt_check_sdk::HttpError> { self.0.http(request) }
-        fn http_tls(&mut self, request: &adrt_check_sdk::host::Request) -> Result<adrt_check_sdk::TlsResponse, adrt_check_sdk::HttpError> { self.0.http_tls(request) }
-        fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> { self.0.read_file(path) }
-        fn list_dir(&mut self, path: &str) -> Result<Vec<adrt_check_sdk::DirEntry>, FileError> { self.0.list_dir(path) }
-        fn now_unix_nanos(&mut self) -> u64 { self.0.now_unix_nanos() }
-        fn monotonic_nanos(&mut self) -> u64 { self.0.monotonic_nanos() }
-        fn agent(&mut self) -> adrt_check_sdk::AgentContext { self.0.agent() }
-        fn state_get(&mut self, key: &str) -> Option<String> { self.0.state_get(key) }
-        fn state_set(&mut self, key: &str, value: Option<&str>) { self.0.state_set(key, value) }
-    }
-    let mut refusing = Refusing(self::host(""));
+    let mut refusing = Failing(self::host(""), Vec::new());
     let disk = Disk::init(None).unwrap();
     let instance = serde_json::from_value::<Instance>(serde_json::json!({})).unwrap();
     let error = disk.run(&mut Context::new(&mut refusing, "disk:1"), instance).unwrap_err();
@@ -244,4 +233,33 @@ fn configuration_errors_name_the_key_and_unsupported_options_warn() {
     let instance = serde_json::from_value::<Instance>(serde_json::json!({"tag_by_label": true, "use_lsblk": false})).unwrap();
     let warnings = disk.validate(instance, &MockHost::default().agent).unwrap();
     assert_eq!(warnings, ["tag_by_label (device labels need blkid or lsblk) is not supported by this check, ignoring it"]);
+}
+
+/// A host whose statvfs fails: an I/O error for the paths listed, else as MockHost; with no
+/// path listed, every statvfs is refused by the file policy.
+struct Failing(MockHost, Vec<String>);
+
+impl adrt_check_sdk::Host for Failing {
+    fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError> {
+        if self.1.is_empty() {
+            return Err(FileError::Denied(format!("{path}: refused by the file rule `file-root`")));
+        }
+        if self.1.iter().any(|p| p == path) {
+            return Err(FileError::Io(format!("{path}: Permission denied (os error 13)")));
+        }
+        self.0.filesystem_usage(path)
+    }
+    fn metric(&mut self, metric: adrt_check_sdk::host::Metric) { self.0.metric(metric) }
+    fn service_check(&mut self, check: adrt_check_sdk::host::ServiceCheck) { self.0.service_check(check) }
+    fn event(&mut self, event: adrt_check_sdk::host::Event) { self.0.event(event) }
+    fn log(&mut self, level: Level, message: &str) { self.0.log(level, message) }
+    fn http(&mut self, request: &adrt_check_sdk::host::Request) -> Result<adrt_check_sdk::Response, adrt_check_sdk::HttpError> { self.0.http(request) }
+    fn http_tls(&mut self, request: &adrt_check_sdk::host::Request) -> Result<adrt_check_sdk::TlsResponse, adrt_check_sdk::HttpError> { self.0.http_tls(request) }
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> { self.0.read_file(path) }
+    fn list_dir(&mut self, path: &str) -> Result<Vec<adrt_check_sdk::DirEntry>, FileError> { self.0.list_dir(path) }
+    fn now_unix_nanos(&mut self) -> u64 { self.0.now_unix_nanos() }
+    fn monotonic_nanos(&mut self) -> u64 { self.0.monotonic_nanos() }
+    fn agent(&mut self) -> adrt_check_sdk::AgentContext { self.0.agent() }
+    fn state_get(&mut self, key: &str) -> Option<String> { self.0.state_get(key) }
+    fn state_set(&mut self, key: &str, value: Option<&str>) { self.0.state_set(key, value) }
 }
