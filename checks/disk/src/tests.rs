@@ -38,7 +38,7 @@ fn host(root: &str) -> MockHost {
         host.filesystems.insert(format!("{root}{}", mount.mount_point), usage(0, 0, 0, 0, 0));
     }
     let vda = usage(66053021, 55373629, 13142080, 16777216, 16199254);
-    host.filesystems.insert(format!("{root}/"), vda.clone());
+    host.filesystems.insert(format!("{root}/"), vda);
     host.filesystems.insert(format!("{root}/run/netns"), vda);
     host.filesystems.insert(format!("{root}/dev"), usage(3083548, 3083548, 3083548, 3083548, 3083435));
     host.filesystems.insert(format!("{root}/dev/shm"), usage(6170896, 6170896, 6170896, 3085448, 3085447));
