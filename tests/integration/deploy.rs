@@ -358,7 +358,7 @@ impl Node {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
             dir
         } else if let Some(path) = volume["hostPath"]["path"].as_str() {
-            if path == "/proc" || path == "/sys" {
+            if path == "/proc" || path == "/sys" || path == "/" {
                 return PathBuf::from(path);
             }
             assert_eq!(volume["hostPath"]["type"], "DirectoryOrCreate", "{volume}");
@@ -439,7 +439,10 @@ impl Container {
                 let parent = Path::new(there).parent().unwrap().display();
                 script.push_str(&format!("mkdir -p \"$root{parent}\"; touch \"$root{there}\"\n"));
             }
-            script.push_str(&format!("mount --bind \"{}\" \"$root{there}\"\n", here.display()));
+            // The node's `/` comes with the filesystems mounted under it, as a container
+            // runtime binds a hostPath (recursively).
+            let flag = if here == Path::new("/") { "--rbind" } else { "--bind" };
+            script.push_str(&format!("mount {flag} \"{}\" \"$root{there}\"\n", here.display()));
             if read_only {
                 script.push_str(&format!("mount -o remount,bind,ro \"$root{there}\"\n"));
             }
@@ -602,7 +605,7 @@ async fn run_the_daemonset() {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     let node_checks_ok = |info: &Value| {
-        ["network", "kubernetes"].iter().all(|name| {
+        ["network", "kubernetes", "cpu", "memory", "load", "disk", "io", "uptime"].iter().all(|name| {
             info["checks"].as_array().unwrap().iter().any(|c| {
                 c["name"] == *name && c["instances"].as_array().unwrap().iter().any(|i| i["status"] == "OK" && i["metrics"].as_u64() > Some(0))
             })

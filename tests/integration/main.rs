@@ -25,6 +25,9 @@ mod checks;
 /// The openmetrics check on real exporters (node, nginx, Prometheus) and on adrt's own
 /// `/metrics`, against what Python's prometheus_client reads of the same pages.
 mod openmetrics;
+/// The node's system checks (cpu, memory, load, disk, io, uptime) on this machine's procfs,
+/// with Datadog's names and types, against readings made by the test.
+mod system_checks;
 /// Pod text crafted to forge lines of `adrt info` / `adrt configcheck` (newlines, ANSI escapes) or
 /// to flood them (a 5 MB annotation value): escaped, bounded, and the real pod still checked.
 mod hostile_output;

@@ -21,7 +21,8 @@ pub use manifest::{EgressGrant, Grants};
 
 /// The checks adrt ships: pods of every namespace may request them. Any other check in
 /// checks.d is the operator's and pods request it only from namespaces the operator lists.
-pub const SHIPPED_CHECKS: &[&str] = &["http_check", "kubernetes", "network", "nginx", "openmetrics"];
+pub const SHIPPED_CHECKS: &[&str] =
+    &["cpu", "disk", "http_check", "io", "kubernetes", "load", "memory", "network", "nginx", "openmetrics", "uptime"];
 
 /// How a refusal by the namespace rule reads, and the rule's name in `adrt.policy.denied`.
 pub const NAMESPACE_RULE: &str = "refused by the namespace rule";
