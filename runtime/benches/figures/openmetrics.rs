@@ -1,11 +1,13 @@
 //! The openmetrics check on a 10,000-series page served by a local nginx, next to a native
 //! baseline that GETs the same page, parses it with the check's own parser (the crate as an
-//! rlib) and aggregates the series in a map; and the guest memory that page and a 10 MB page take.
+//! rlib) and aggregates the series in a map; Datadog's own OpenMetrics v2 check (Python,
+//! datadog-checks-base) on that page; and the guest memory that page and a 10 MB page take.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use adrt::exec::LiveInstance;
 use adrt_check_openmetrics::config::{Instance, Settings};
@@ -14,7 +16,7 @@ use adrt_check_openmetrics::scrape::{Sink, submit_page};
 use adrt_check_sdk::host::Metric;
 use adrt_testkit::local_nginx::LocalNginx;
 
-use super::{Setup, Table, median};
+use super::{Setup, Table, human, median};
 
 /// A page of `families` families of every type, `per_family` series each, label values of
 /// `label_bytes` bytes: (page, series Datadog's rules make of it).
@@ -79,6 +81,29 @@ impl Sink for NativeAggregator {
     }
 }
 
+/// Datadog's OpenMetrics v2 check from datadog-checks-base (installed by scripts/setup), run by
+/// datadog_openmetrics.py `runs` times on `url` with the same instance: its median run and the
+/// series it submitted, or why it could not run.
+fn datadog_check(url: &str, runs: u32) -> Result<(Duration, usize), String> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("/usr/bin/python3")
+        .arg(here.join("benches/figures/datadog_openmetrics.py"))
+        .args([url, &runs.to_string()])
+        .env("PYTHONPATH", here.join("../target/test-python"))
+        .output()
+        .map_err(|e| format!("running /usr/bin/python3: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("datadog_openmetrics.py printed no report ({e}): {}", String::from_utf8_lossy(&out.stderr).trim()))?;
+    if let Some(error) = report["error"].as_str() {
+        return Err(error.to_string());
+    }
+    match (report["median_ms"].as_f64(), report["series"].as_u64()) {
+        (Some(ms), Some(series)) => Ok((Duration::from_secs_f64(ms / 1e3), series as usize)),
+        _ => Err(format!("datadog_openmetrics.py report without median_ms and series: {report}")),
+    }
+}
+
 fn instance(url: &str) -> serde_json::Value {
     serde_json::json!({"openmetrics_endpoint": url, "namespace": "bench", "metrics": [".*"], "max_returned_metrics": 1_000_000})
 }
@@ -137,14 +162,24 @@ pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table
     }
     let small_memory = live.memory_bytes();
     let native = median(natives);
+    let check_median = median(runs);
     table.row(
         &format!("openmetrics check run vs native GET + parse + aggregate ({small_series} series, {} KB)", small.len() / 1000),
-        ("check", median(runs)),
+        ("check", check_median),
         ("native", native),
         Some(1.5),
     );
     // What of the check's time is reading the page, and so what is handing the series over.
     table.row("  of which GET + parse in the guest (every family excluded)", ("check", median(parses)), ("native", native), None);
+    match datadog_check(&small_url, n) {
+        Ok((datadog, datadog_series)) => table.row(
+            &format!("openmetrics check run vs Datadog's OpenMetrics v2 check (Python; it submitted {datadog_series} series)"),
+            ("check", check_median),
+            ("datadog", datadog),
+            None,
+        ),
+        Err(why) => table.text("openmetrics check run vs Datadog's OpenMetrics v2 check (Python)", human(check_median), format!("not run: {why}"), String::new()),
+    }
 
     // A fresh instance for the big page, so its memory is that page's alone.
     let mut live = LiveInstance::start(&engine, &loaded, "{}").await?;
