@@ -88,8 +88,8 @@ impl Check for Io {
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
         let agent = ctx.agent();
-        let procfs = root(instance.procfs_path.as_deref().unwrap_or(&agent.procfs_root), "procfs_path")?;
-        let sysfs = root(instance.sysfs_path.as_deref().unwrap_or(&agent.sysfs_root), "sysfs_path")?;
+        let procfs = adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &agent.procfs_root, "procfs_path")?;
+        let sysfs = adrt_check_sdk::root_dir(instance.sysfs_path.as_deref(), &agent.sysfs_root, "sysfs_path")?;
         let path = format!("{procfs}/diskstats");
         let text = ctx
             .read_to_string(&path)
@@ -137,8 +137,8 @@ impl Check for Io {
     }
 
     fn validate(&self, instance: Instance, agent: &AgentContext) -> Result<Vec<String>, CheckError> {
-        root(instance.procfs_path.as_deref().unwrap_or(&agent.procfs_root), "procfs_path")?;
-        root(instance.sysfs_path.as_deref().unwrap_or(&agent.sysfs_root), "sysfs_path")?;
+        adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &agent.procfs_root, "procfs_path")?;
+        adrt_check_sdk::root_dir(instance.sysfs_path.as_deref(), &agent.sysfs_root, "sysfs_path")?;
         Ok(Vec::new())
     }
 }
@@ -218,14 +218,6 @@ fn device_mapper_name(ctx: &mut Context<'_>, sysfs: &str, device: &str) -> Optio
 
 fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
-}
-
-fn root(path: &str, key: &str) -> Result<String, CheckError> {
-    let trimmed = path.trim_end_matches('/');
-    if !trimmed.starts_with('/') {
-        return Err(CheckError::Config(format!("{key} must be an absolute directory, got {path:?}")));
-    }
-    Ok(trimmed.to_string())
 }
 
 adrt_check_sdk::export_check!(Io);

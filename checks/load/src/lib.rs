@@ -38,7 +38,7 @@ impl Check for Load {
     }
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
-        let root = procfs_root(instance.procfs_path.as_deref(), &ctx.agent())?;
+        let root = adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &ctx.agent().procfs_root, "procfs_path")?;
         let loadavg_path = format!("{root}/loadavg");
         let averages = parse_loadavg(&read(ctx, &loadavg_path)?).map_err(|why| CheckError::Run(format!("{loadavg_path}: {why}")))?;
         let cpuinfo_path = format!("{root}/cpuinfo");
@@ -58,7 +58,7 @@ impl Check for Load {
     }
 
     fn validate(&self, instance: Instance, agent: &AgentContext) -> Result<Vec<String>, CheckError> {
-        procfs_root(instance.procfs_path.as_deref(), agent).map(|_| Vec::new())
+        adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &agent.procfs_root, "procfs_path").map(|_| Vec::new())
     }
 }
 
@@ -84,16 +84,6 @@ pub fn count_processors(cpuinfo: &str) -> usize {
 fn read(ctx: &mut Context<'_>, path: &str) -> Result<String, CheckError> {
     ctx.read_to_string(path)
         .map_err(|e| CheckError::Run(format!("cannot read {path} (is procfs_path right?): {}", e.describe())))
-}
-
-/// The procfs root without a trailing `/`: the instance's `procfs_path`, else the agent's.
-fn procfs_root(instance: Option<&str>, agent: &AgentContext) -> Result<String, CheckError> {
-    let path = instance.unwrap_or(&agent.procfs_root);
-    let trimmed = path.trim_end_matches('/');
-    if !trimmed.starts_with('/') {
-        return Err(CheckError::Config(format!("procfs_path must be an absolute directory, got {path:?}")));
-    }
-    Ok(trimmed.to_string())
 }
 
 adrt_check_sdk::export_check!(Load);

@@ -62,7 +62,7 @@ impl Check for Memory {
     }
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
-        let root = procfs_root(instance.procfs_path.as_deref(), &ctx.agent())?;
+        let root = adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &ctx.agent().procfs_root, "procfs_path")?;
         let meminfo_path = format!("{root}/meminfo");
         let text = ctx.read_to_string(&meminfo_path).map_err(|e| {
             CheckError::Run(format!("cannot read {meminfo_path} (is procfs_path right?): {}", e.describe()))
@@ -83,7 +83,7 @@ impl Check for Memory {
     }
 
     fn validate(&self, instance: Instance, agent: &AgentContext) -> Result<Vec<String>, CheckError> {
-        procfs_root(instance.procfs_path.as_deref(), agent).map(|_| Vec::new())
+        adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &agent.procfs_root, "procfs_path").map(|_| Vec::new())
     }
 }
 
@@ -185,16 +185,6 @@ pub fn parse_vmstat(text: &str) -> BTreeMap<String, u64> {
             Some((fields.next()?.to_string(), fields.next()?.parse().ok()?))
         })
         .collect()
-}
-
-/// The procfs root without a trailing `/`: the instance's `procfs_path`, else the agent's.
-fn procfs_root(instance: Option<&str>, agent: &AgentContext) -> Result<String, CheckError> {
-    let path = instance.unwrap_or(&agent.procfs_root);
-    let trimmed = path.trim_end_matches('/');
-    if !trimmed.starts_with('/') {
-        return Err(CheckError::Config(format!("procfs_path must be an absolute directory, got {path:?}")));
-    }
-    Ok(trimmed.to_string())
 }
 
 adrt_check_sdk::export_check!(Memory);

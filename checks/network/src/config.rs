@@ -93,8 +93,8 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(instance: Instance, agent: &AgentContext) -> Result<Settings, CheckError> {
-        let procfs_root = root(instance.procfs_path.as_deref().unwrap_or(&agent.procfs_root), "procfs_path")?;
-        let sysfs_root = root(instance.sysfs_path.as_deref().unwrap_or(&agent.sysfs_root), "sysfs_path")?;
+        let procfs_root = adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &agent.procfs_root, "procfs_path")?;
+        let sysfs_root = adrt_check_sdk::root_dir(instance.sysfs_path.as_deref(), &agent.sysfs_root, "sysfs_path")?;
         let net_root = if procfs_root == "/proc" { procfs_root.clone() } else { format!("{procfs_root}/1") };
         let excluded_interface_re = match instance.excluded_interface_re.as_deref() {
             // Anchored at the start only, as `re.match` is.
@@ -146,14 +146,6 @@ impl Settings {
         self.excluded_interfaces.iter().any(|e| e == iface)
             || self.excluded_interface_re.as_ref().is_some_and(|re| re.is_match(iface))
     }
-}
-
-fn root(path: &str, key: &str) -> Result<String, CheckError> {
-    let trimmed = path.trim_end_matches('/');
-    if !trimmed.starts_with('/') {
-        return Err(CheckError::Config(format!("{key} must be an absolute directory, got {path:?}")));
-    }
-    Ok(trimmed.to_string())
 }
 
 /// Compiles a regex option, naming the option when it is invalid.

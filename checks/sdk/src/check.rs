@@ -70,6 +70,18 @@ pub fn parse_config<T: DeserializeOwned>(section: &str, json: &str) -> Result<T,
     serde_json::from_str(json).map_err(|e| CheckError::Config(format!("invalid {section}: {e}")))
 }
 
+/// A root directory option of a check (`procfs_path`, `sysfs_path`): the instance's `value`,
+/// else the agent's `default`, without trailing slashes. A relative path is a config error
+/// naming `key`.
+pub fn root_dir(value: Option<&str>, default: &str, key: &str) -> Result<String, CheckError> {
+    let path = value.unwrap_or(default);
+    let trimmed = path.trim_end_matches('/');
+    if !trimmed.starts_with('/') {
+        return Err(CheckError::Config(format!("{key} must be an absolute directory, got {path:?}")));
+    }
+    Ok(trimmed.to_string())
+}
+
 thread_local! {
     // The value built by `init`; a component instance is single-threaded.
     static LIVE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };

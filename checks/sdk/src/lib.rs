@@ -68,7 +68,7 @@ pub mod context;
 pub mod host;
 pub mod testing;
 
-pub use check::{Check, CheckError};
+pub use check::{Check, CheckError, root_dir};
 pub use context::{Context, HttpOptions, Response};
 pub use host::{
     AgentContext, Certificate, Describe, DirEntry, EntryKind, FileError, FilesystemUsage, Host, HttpError, Level, MetricKind,

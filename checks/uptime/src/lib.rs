@@ -37,7 +37,7 @@ impl Check for Uptime {
     }
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
-        let root = procfs_root(instance.procfs_path.as_deref(), &ctx.agent())?;
+        let root = adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &ctx.agent().procfs_root, "procfs_path")?;
         let path = format!("{root}/uptime");
         let text = ctx
             .read_to_string(&path)
@@ -49,7 +49,7 @@ impl Check for Uptime {
     }
 
     fn validate(&self, instance: Instance, agent: &AgentContext) -> Result<Vec<String>, CheckError> {
-        procfs_root(instance.procfs_path.as_deref(), agent).map(|_| Vec::new())
+        adrt_check_sdk::root_dir(instance.procfs_path.as_deref(), &agent.procfs_root, "procfs_path").map(|_| Vec::new())
     }
 }
 
@@ -60,16 +60,6 @@ pub fn parse_uptime(text: &str) -> Result<f64, String> {
         Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
         _ => Err(format!("{first:?} is not a number of seconds")),
     }
-}
-
-/// The procfs root without a trailing `/`: the instance's `procfs_path`, else the agent's.
-fn procfs_root(instance: Option<&str>, agent: &AgentContext) -> Result<String, CheckError> {
-    let path = instance.unwrap_or(&agent.procfs_root);
-    let trimmed = path.trim_end_matches('/');
-    if !trimmed.starts_with('/') {
-        return Err(CheckError::Config(format!("procfs_path must be an absolute directory, got {path:?}")));
-    }
-    Ok(trimmed.to_string())
 }
 
 adrt_check_sdk::export_check!(Uptime);
