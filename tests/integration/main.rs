@@ -66,3 +66,6 @@ mod deploy;
 /// The seed's scenario on a simulated node: pods as network namespaces with their own addresses
 /// and a real nginx on port 80 each, a kubelet serving them, the agent in the root namespace.
 mod node_sim;
+/// Checks written by their authors: the stub_status example in Rust, Python and JavaScript built
+/// with `adrt build` gives the same output; `adrt new` to `adrt check` as the README walks it.
+mod examples;

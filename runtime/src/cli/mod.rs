@@ -3,10 +3,12 @@
 //! Exit codes: 0 success, 1 a check run failed, 2 the command could not run (bad flags, bad
 //! JSON, missing check, engine failure).
 
+pub mod build;
 pub mod check;
 pub mod configcheck;
 pub mod info;
 pub mod lint;
+pub mod new;
 pub mod run;
 pub mod status_client;
 
@@ -37,6 +39,10 @@ enum Command {
     /// Find Autodiscovery mistakes in Kubernetes manifests before they ship: the agent's own
     /// annotation parser, resolver, check validation and sandbox policy, run on pod templates.
     Lint(lint::LintArgs),
+    /// Build a check's directory (Rust crate, Python or JavaScript module) into `<name>.wasm`.
+    Build(build::BuildArgs),
+    /// Create a new check, with a test, in Rust, Python or JavaScript.
+    New(new::NewArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -57,6 +63,8 @@ pub fn main() -> ExitCode {
             Command::Configcheck(args) => configcheck::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Lint(args) => lint::run(args).await,
+            Command::Build(args) => build::run(args).await,
+            Command::New(args) => new::run(args).await,
         }
     });
     result.unwrap_or_else(fatal)
