@@ -125,7 +125,7 @@ fn a_new_check_goes_from_adrt_new_to_a_metric_in_adrt_check() {
         let ran = check(&out, "hello", &instance);
         assert!(ran.status.success(), "{language}: {}", String::from_utf8_lossy(&ran.stderr));
         let report = stdout_json(&ran);
-        let bytes = report["runs"][0]["metrics"].as_array().unwrap().iter().find(|s| s["name"] == "hello.page_bytes");
+        let bytes = report["runs"][0]["metrics"].as_array().unwrap().iter().find(|s| s["name"] == "hello.response_bytes");
         assert_eq!(bytes.map(|s| s["value"].as_f64().unwrap()), Some(PAGE.len() as f64), "{language}: {report}");
         let _ = std::fs::remove_dir_all(parent);
     }
