@@ -1,24 +1,79 @@
-//! conf.d check configs, Datadog's layout: `conf.d/<check>.yaml` (or `.yml`) and
-//! `conf.d/<check>.d/*.yaml`, each with `init_config`, `instances` and optional `ad_identifiers`.
-//! Hidden entries are skipped (a mounted ConfigMap's `..data` links), as are `*.default` and
-//! `*.example` files.
+//! conf.d check configs, read as the Datadog agent reads them
+//! (`comp/core/autodiscovery/providers/config_reader.go`):
+//!
+//! - `conf.d/<check>.yaml` (or `.yml`) and every `conf.d/<check>.d/*.yaml`, `auto_conf.yaml`
+//!   included, each with `init_config`, `instances` and optional `ad_identifiers`;
+//! - `<check>.yaml.default` and `<check>.d/conf.yaml.default`: how a check ships enabled by
+//!   default, used only when no other file configures that check;
+//! - `*.example` files (integrations' documented samples), `metrics.yaml` (JMX) and any other
+//!   extension are not configs; hidden entries (a mounted ConfigMap's `..data` links) are not
+//!   looked at.
+//!
+//! Every file is logged once, loaded (info) or skipped with the reason (info for a default
+//! file another config replaces, debug for samples and other files). What is wrong in a file is
+//! a [`Problem`] about it. Each instance keeps the line of each of its top-level keys, so that
+//! a check's complaint about a key can say where the key is written.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::model::{CheckTemplate, Entity, Problem, Provider, Severity};
+use crate::text::printable;
 
 const KEYS: &[&str] = &["init_config", "instances", "ad_identifiers", "logs"];
+/// Datadog's other top-level keys, which adrt does not act on: a warning when set.
+const UNSUPPORTED_KEYS: &[&str] =
+    &["advanced_ad_identifiers", "cel_selector", "cluster_check", "jmx_metrics", "ignore_autodiscovery_tags", "check_tag_cardinality"];
+const DEFAULT_SUFFIX: &str = ".default";
+
+/// What a conf.d entry is, by its name.
+#[derive(Debug, PartialEq)]
+enum Kind {
+    /// A config of `check`; `default` for a `*.default` file.
+    Config { check: String, default: bool },
+    /// Not a config, with why (logged at debug).
+    NotConfig(&'static str),
+}
+
+/// `name` in the directory of `check` (`None`: at the top of conf.d).
+fn kind(check: Option<&str>, name: &str) -> Kind {
+    if name.ends_with(".example") {
+        return Kind::NotConfig("a sample file (`*.example`): copy it to a `.yaml` name to use it");
+    }
+    let (base, default) = match name.strip_suffix(DEFAULT_SUFFIX) {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    let Some(stem) = base.strip_suffix(".yaml").or_else(|| base.strip_suffix(".yml")) else {
+        return Kind::NotConfig("not a config file: conf.d reads `.yaml` and `.yml` files");
+    };
+    if stem == "metrics" {
+        return Kind::NotConfig("JMX metric definitions (`metrics.yaml`): adrt runs no JMX checks");
+    }
+    Kind::Config { check: check.unwrap_or(stem).to_string(), default }
+}
+
+/// A file parsed, before the defaults are sorted out.
+struct Parsed {
+    config: CheckTemplate,
+    default: bool,
+    /// Only a `logs` section: it does not replace a default config (as in Datadog).
+    logs_only: bool,
+}
 
 /// Every config under `dir`, sorted by path. A missing directory is no config and no problem.
 pub fn load_dir(dir: &Path) -> (Vec<CheckTemplate>, Vec<Problem>) {
-    let mut configs = Vec::new();
+    let mut parsed = Vec::new();
     let mut problems = Vec::new();
     let entries = match sorted_entries(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (configs, problems),
-        Err(e) => return (configs, vec![file_problem(dir, Severity::Error, format!("cannot read the directory: {e}"))]),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!(dir = %dir.display(), "no conf.d directory");
+            return (Vec::new(), problems);
+        }
+        Err(e) => return (Vec::new(), vec![file_problem(dir, Severity::Error, format!("cannot read the directory: {e}"))]),
     };
     for path in entries {
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
@@ -29,18 +84,50 @@ pub fn load_dir(dir: &Path) -> (Vec<CheckTemplate>, Vec<Problem>) {
             };
             match sorted_entries(&path) {
                 Ok(files) => {
-                    for file in files.iter().filter(|f| is_yaml(f) && f.is_file()) {
-                        load_file(check, file, &mut configs, &mut problems);
+                    for file in files.iter().filter(|f| f.is_file()) {
+                        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                        load_entry(kind(Some(check), name), file, &mut parsed, &mut problems);
                     }
                 }
                 Err(e) => problems.push(file_problem(&path, Severity::Error, format!("cannot read the directory: {e}"))),
             }
-        } else if is_yaml(&path) {
-            let check = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-            load_file(&check, &path, &mut configs, &mut problems);
+        } else {
+            load_entry(kind(None, &name), &path, &mut parsed, &mut problems);
         }
     }
-    (configs, problems)
+    (without_replaced_defaults(parsed), problems)
+}
+
+/// The configs, a default one only when no other file configures its check (logs-only files
+/// aside); each skipped default is logged with the file that replaces it.
+fn without_replaced_defaults(parsed: Vec<Parsed>) -> Vec<CheckTemplate> {
+    let replacing: BTreeMap<&str, &CheckTemplate> = parsed
+        .iter()
+        .filter(|p| !p.default && !p.logs_only)
+        .map(|p| (p.config.check.as_str(), &p.config))
+        .collect();
+    let mut configs = Vec::new();
+    for p in &parsed {
+        match replacing.get(p.config.check.as_str()) {
+            Some(user) if p.default => tracing::info!(
+                file = %printable(&p.config.display_path()),
+                "skipped: a default config, and {} configures check `{}`",
+                printable(&user.display_path()),
+                printable(&p.config.check)
+            ),
+            _ => {
+                tracing::info!(
+                    file = %printable(&p.config.display_path()),
+                    "loaded: check `{}`, {} instance(s){}",
+                    printable(&p.config.check),
+                    p.config.instances.len(),
+                    if p.default { " (a default config: no other file configures the check)" } else { "" }
+                );
+                configs.push(p.config.clone());
+            }
+        }
+    }
+    configs
 }
 
 fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -55,21 +142,30 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-}
-
 /// Messages quote keys and values of the file (or a store template): bounded.
 fn file_problem(path: &Path, severity: Severity, message: String) -> Problem {
     Problem::new(Entity::File(path.to_path_buf()), severity, message)
 }
 
-fn load_file(check: &str, path: &Path, configs: &mut Vec<CheckTemplate>, problems: &mut Vec<Problem>) {
+fn load_entry(kind: Kind, path: &Path, parsed: &mut Vec<Parsed>, problems: &mut Vec<Problem>) {
+    let (check, default) = match kind {
+        Kind::Config { check, default } => (check, default),
+        Kind::NotConfig(why) => {
+            tracing::debug!(file = %path.display(), "skipped: {why}");
+            return;
+        }
+    };
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let (config, found) = parse_file(check, path, &text);
-            configs.extend(config);
+            let (config, found) = parse_file(&check, path, &text);
+            if config.is_none() {
+                tracing::info!(file = %path.display(), "skipped: not a usable config (see the problems reported)");
+            }
             problems.extend(found);
+            if let Some(config) = config {
+                let logs_only = config.instances.is_empty() && config.ad_identifiers.is_empty();
+                parsed.push(Parsed { config, default, logs_only });
+            }
         }
         Err(e) => problems.push(file_problem(path, Severity::Error, format!("cannot read: {e}"))),
     }
@@ -97,7 +193,15 @@ pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<CheckTemplate
             return (None, problems);
         }
     };
-    for key in map.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+    if map.get("logs").is_some_and(|logs| !logs.is_null()) {
+        report(Severity::Warning, "`logs` is not supported by adrt (it collects no logs): ignored".to_string());
+    }
+    for key in map.keys().filter(|k| UNSUPPORTED_KEYS.contains(&k.as_str())) {
+        if !matches!(&map[key], Value::Null | Value::Bool(false)) {
+            report(Severity::Warning, format!("`{key}` is not supported by adrt: ignored"));
+        }
+    }
+    for key in map.keys().filter(|k| !KEYS.contains(&k.as_str()) && !UNSUPPORTED_KEYS.contains(&k.as_str())) {
         let hint = match key.as_str() {
             "docker_images" => ": Agent 5's `docker_images` is now `ad_identifiers`".to_string(),
             "instance" => ": did you mean `instances`?".to_string(),
@@ -124,13 +228,17 @@ pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<CheckTemplate
             return (None, problems);
         }
     };
+    let mut lines = key_lines(text).into_iter();
+    let mut instance_key_lines = Vec::new();
     let instances = match map.get("instances") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => {
             let mut instances = Vec::new();
             for (i, item) in items.iter().enumerate() {
+                let lines = lines.next().unwrap_or_default();
                 if item.is_object() {
                     instances.push(item.clone());
+                    instance_key_lines.push(lines);
                 } else {
                     report(Severity::Error, format!("instance {i} must be a mapping, not {item}: ignored"));
                 }
@@ -150,9 +258,98 @@ pub fn parse_file(check: &str, path: &Path, text: &str) -> (Option<CheckTemplate
         provider: Provider::File { path: path.to_path_buf() },
         init_config,
         instances,
+        instance_key_lines,
         ad_identifiers,
     };
     (Some(config), problems)
+}
+
+/// The line (from 1) of each top-level key of each item of the file's `instances`, in order;
+/// empty when the text does not parse.
+fn key_lines(text: &str) -> Vec<BTreeMap<String, usize>> {
+    let mut receiver = KeyLines::default();
+    match yaml_rust2::parser::Parser::new_from_str(text).load(&mut receiver, false) {
+        Ok(()) => receiver.instances,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Follows the YAML event stream down to `instances[i].<key>`.
+#[derive(Default)]
+struct KeyLines {
+    /// The mappings and sequences open around the current event.
+    open: Vec<Open>,
+    instances: Vec<BTreeMap<String, usize>>,
+}
+
+enum Open {
+    /// `key`: the key whose value comes next; `None` while a key is awaited.
+    Mapping { key: Option<String> },
+    Sequence { index: usize },
+}
+
+impl KeyLines {
+    /// A whole value ended: its mapping awaits the next key, its sequence the next item.
+    fn value_done(&mut self) {
+        match self.open.last_mut() {
+            Some(Open::Mapping { key }) => *key = None,
+            Some(Open::Sequence { index }) => *index += 1,
+            None => {}
+        }
+    }
+
+    /// Gives every item of `instances` its entry, whatever it holds, so that they stay in order.
+    fn item_starts(&mut self) {
+        if let [Open::Mapping { key: Some(top) }, Open::Sequence { index }] = self.open.as_slice()
+            && top == "instances"
+            && self.instances.len() <= *index
+        {
+            self.instances.resize_with(index + 1, BTreeMap::new);
+        }
+    }
+
+    /// Whether the open mapping is an item of the top-level `instances`, and which.
+    fn instance_index(&self) -> Option<usize> {
+        match self.open.as_slice() {
+            [Open::Mapping { key: Some(top) }, Open::Sequence { index }, Open::Mapping { key: None }] if top == "instances" => Some(*index),
+            _ => None,
+        }
+    }
+}
+
+impl yaml_rust2::parser::MarkedEventReceiver for KeyLines {
+    fn on_event(&mut self, event: yaml_rust2::Event, mark: yaml_rust2::scanner::Marker) {
+        use yaml_rust2::Event;
+        match event {
+            Event::Scalar(text, ..) => {
+                self.item_starts();
+                if let Some(i) = self.instance_index() {
+                    self.instances[i].entry(text.clone()).or_insert(mark.line());
+                }
+                match self.open.last_mut() {
+                    Some(Open::Mapping { key: key @ None }) => *key = Some(text),
+                    _ => self.value_done(),
+                }
+            }
+            Event::Alias(_) => match self.open.last_mut() {
+                Some(Open::Mapping { key: key @ None }) => *key = Some(String::new()),
+                _ => self.value_done(),
+            },
+            Event::MappingStart(..) => {
+                self.item_starts();
+                self.open.push(Open::Mapping { key: None });
+            }
+            Event::SequenceStart(..) => {
+                self.item_starts();
+                self.open.push(Open::Sequence { index: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.open.pop();
+                self.value_done();
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +393,53 @@ mod tests {
         assert_eq!(problems[0].severity, Severity::Error);
         assert!(problems[1].entity.to_string().ends_with("conf.d/stray") && problems[1].severity == Severity::Warning);
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn file_names_as_datadog_reads_them() {
+        let config = |check: &str, default| Kind::Config { check: check.to_string(), default };
+        assert_eq!(kind(None, "nginx.yaml"), config("nginx", false));
+        assert_eq!(kind(None, "nginx.yml.default"), config("nginx", true));
+        assert_eq!(kind(Some("network"), "conf.yaml.default"), config("network", true));
+        assert_eq!(kind(Some("nginx"), "auto_conf.yaml"), config("nginx", false));
+        assert!(matches!(kind(Some("nginx"), "conf.yaml.example"), Kind::NotConfig(why) if why.contains("sample")));
+        assert!(matches!(kind(Some("nginx"), "metrics.yaml"), Kind::NotConfig(why) if why.contains("JMX")));
+        assert!(matches!(kind(None, "README.md"), Kind::NotConfig(_)));
+        assert!(matches!(kind(None, "nginx.yaml.bak"), Kind::NotConfig(_)));
+    }
+
+    #[test]
+    fn a_default_config_runs_only_when_nothing_else_configures_its_check() {
+        let root = scratch_dir("defaults");
+        let dir = root.join("conf.d");
+        for (path, text) in [
+            ("network.d/conf.yaml.default", "instances: [{}]\n"),
+            ("disk.d/conf.yaml.default", "instances: [{}]\n"),
+            ("disk.d/conf.yaml", "instances: [{tags: [mine]}]\n"),
+            ("cpu.yaml.default", "instances: [{}]\n"),
+            // A logs-only file does not replace the default config, as in Datadog.
+            ("cpu.d/logs.yaml", "logs: [{type: file, path: /x}]\n"),
+        ] {
+            std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(path), text).unwrap();
+        }
+        let (configs, problems) = load_dir(&dir);
+        let names: Vec<String> = configs.iter().map(CheckTemplate::display_path).collect();
+        assert_eq!(names, ["conf.d/cpu.d/logs.yaml", "conf.d/cpu.yaml.default", "conf.d/disk.d/conf.yaml", "conf.d/network.d/conf.yaml.default"]);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].message.starts_with("`logs` is not supported by adrt"), "{problems:#?}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn each_instance_keeps_the_line_of_its_keys() {
+        let text = "init_config:\n  a: 1\ninstances:\n  - url: http://a\n    tags:\n      - x\n    nested: {deep: 1}\n  - 3\n  - {flow: 1, other: 2}\n  -\n    user: me\n";
+        let (config, _) = parse_file("x", Path::new("/etc/adrt/conf.d/x.yaml"), text);
+        let lines: Vec<Vec<(String, usize)>> =
+            config.unwrap().instance_key_lines.iter().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).collect();
+        let own = |pairs: &[(&str, usize)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
+        // The item `3` is not an instance: the others keep their own lines.
+        assert_eq!(lines, [own(&[("nested", 7), ("tags", 5), ("url", 4)]), own(&[("flow", 9), ("other", 9)]), own(&[("user", 11)])]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! problems and whom they are about, and the bounds every stage agrees on. Only data here; the
 //! providers (`annotations`, `confd`, `store`) make these, `resolve` and `agent` read them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -100,6 +101,43 @@ pub enum Provider {
     Etcd { url: String, key: String },
 }
 
+/// Where an instance was written and what of it came from elsewhere: what the host needs to
+/// point at a key the check complains about, and the values never to show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Provenance {
+    /// `conf.d/nginx.d/conf.yaml` or `annotation ad.datadoghq.com/web.checks`; empty when
+    /// unknown (an instance given on the command line).
+    pub place: String,
+    /// The line of each top-level key of the instance, in a file.
+    pub key_lines: BTreeMap<String, usize>,
+    /// What `%%env_...%%` variables put in the instance: shown as `********`.
+    #[serde(skip)]
+    pub env_values: Vec<String>,
+}
+
+/// The text a check reports about an unknown key: ``unknown key `NAME` ``.
+const UNKNOWN_KEY: &str = "unknown key `";
+
+impl Provenance {
+    /// `message` with where its unknown key is written appended (` (conf.d/x.yaml line 7)`,
+    /// ` (annotation ad.datadoghq.com/web.checks)`), for a message that names one; borrowed
+    /// otherwise.
+    pub fn locate<'a>(&self, message: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some(start) = message.find(UNKNOWN_KEY).map(|i| i + UNKNOWN_KEY.len()) else { return message.into() };
+        let Some(len) = message[start..].find('`') else { return message.into() };
+        if self.place.is_empty() {
+            return message.into();
+        }
+        // A nested key (`metric_patterns.exlude`, `headers[0]`) is written under its top-level key.
+        let key = &message[start..start + len];
+        let top = key.split(['.', '[']).next().unwrap_or(key);
+        match self.key_lines.get(top) {
+            Some(line) => format!("{message} ({} line {line})", self.place).into(),
+            None => format!("{message} ({})", self.place).into(),
+        }
+    }
+}
+
 /// A check declared by a conf.d file or a config store: static (no `ad_identifiers`, scheduled
 /// once) or a template for the containers whose image it names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,6 +148,9 @@ pub struct CheckTemplate {
     pub init_config: Value,
     /// JSON objects.
     pub instances: Vec<Value>,
+    /// For each instance, the line of each of its top-level keys in the file (empty when not
+    /// known: a config store's template).
+    pub instance_key_lines: Vec<BTreeMap<String, usize>>,
     /// Empty: a static config, scheduled once. Otherwise a template for matching containers.
     pub ad_identifiers: Vec<String>,
 }
@@ -121,6 +162,14 @@ impl CheckTemplate {
         match &self.provider {
             Provider::Etcd { url, key } => format!("etcd {url} {key}"),
             Provider::File { path } => format!("file {}", display_path(&self.check, path)),
+        }
+    }
+
+    /// The file from the conf.d directory on (`conf.d/nginx.d/conf.yaml`), or the store's key.
+    pub fn display_path(&self) -> String {
+        match &self.provider {
+            Provider::Etcd { url, key } => format!("{url} {key}"),
+            Provider::File { path } => display_path(&self.check, path),
         }
     }
 
@@ -158,12 +207,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_key_is_located_where_it_is_written() {
+        let file = Provenance {
+            place: "conf.d/nginx.d/conf.yaml".into(),
+            key_lines: [("user".to_string(), 7), ("metric_patterns".to_string(), 9)].into_iter().collect(),
+            env_values: Vec::new(),
+        };
+        assert_eq!(file.locate("unknown key `user`"), "unknown key `user` (conf.d/nginx.d/conf.yaml line 7)");
+        assert_eq!(file.locate("unknown key `metric_patterns.exlude`"), "unknown key `metric_patterns.exlude` (conf.d/nginx.d/conf.yaml line 9)");
+        assert_eq!(file.locate("unknown key `elsewhere`"), "unknown key `elsewhere` (conf.d/nginx.d/conf.yaml)");
+        assert!(matches!(file.locate("connection refused"), std::borrow::Cow::Borrowed(_)));
+        let pod = Provenance { place: "annotation ad.datadoghq.com/web.checks".into(), ..Provenance::default() };
+        assert_eq!(pod.locate("unknown key `usr`"), "unknown key `usr` (annotation ad.datadoghq.com/web.checks)");
+        assert_eq!(Provenance::default().locate("unknown key `usr`"), "unknown key `usr`", "nowhere to point at");
+    }
+
+    #[test]
     fn templates_name_their_provider() {
         let file = |path: &str| CheckTemplate {
             check: "nginx".into(),
             provider: Provider::File { path: path.into() },
             init_config: Value::Null,
             instances: Vec::new(),
+            instance_key_lines: Vec::new(),
             ad_identifiers: Vec::new(),
         };
         assert_eq!(file("/etc/adrt/conf.d/nginx.yaml").provider_name(), "file conf.d/nginx.yaml");

@@ -120,6 +120,7 @@ fn big_batch(points: usize) -> Batch {
         tolerate_unready: false,
         min_collection_interval: None,
         reach: Default::default(),
+        provenance: Default::default(),
     };
     Batch { config: Arc::new(config), flushed: Flushed { series, ..Flushed::default() }, at: SystemTime::now() }
 }

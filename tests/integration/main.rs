@@ -59,6 +59,9 @@ mod contract;
 /// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx
 /// reached with the value, and no output that shows a secret.
 mod secrets;
+/// conf.d as Datadog lays it out (`conf.yaml.default`, `auto_conf.yaml`, samples, `logs:`), every
+/// file logged once; secrets planted in it shown nowhere; a repeated warning logged once.
+mod confd;
 /// deploy/: every manifest validates strictly against the Kubernetes schema, the kustomization
 /// renders, and the DaemonSet it renders runs, its init containers and the agent started as a
 /// container runtime would.

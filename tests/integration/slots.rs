@@ -110,6 +110,7 @@ fn hostile_ok(id: &str, namespace: &str) -> Desired {
         tolerate_unready: false,
         min_collection_interval: Some(0.1),
         reach: Default::default(),
+        provenance: Default::default(),
     };
     Desired { config, paused: false }
 }

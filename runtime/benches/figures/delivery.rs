@@ -54,6 +54,7 @@ fn batch() -> Batch {
         tolerate_unready: false,
         min_collection_interval: None,
         reach: Default::default(),
+        provenance: Default::default(),
     };
     Batch { config: Arc::new(config), flushed: Flushed { series, ..Flushed::default() }, at: SystemTime::now() }
 }

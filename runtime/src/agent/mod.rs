@@ -29,7 +29,7 @@ use crate::pod::Pod;
 use crate::model::{CheckTemplate, Problem, Severity};
 use crate::resolve::{DiscoveryContext, UnresolvedConfig};
 use crate::schedule::{Desired, Scheduler};
-use crate::secrets::SecretResolver;
+use crate::secrets::{SecretResolver, keys};
 use crate::send::datadog::Forwarder;
 use crate::send::{self, Outbox, Sink};
 use crate::status::{self, CheckStatus, ConfigCheck, EntityErrors, ListenerStatus, Status};
@@ -88,11 +88,16 @@ impl Agent {
             Some(dir) => confd::load_dir(dir),
             None => Default::default(),
         };
+        let scrubber = registry.engine().services().scrubber.clone();
+        // Before anything quotes them: a conf.d `password:` is masked wherever it would show.
+        for file in &files {
+            keys::learn(&file.init_config, &scrubber);
+            file.instances.iter().for_each(|instance| keys::learn(instance, &scrubber));
+        }
         for problem in &file_problems {
-            tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message));
+            tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&scrubber.scrub(&problem.message)));
         }
         let outbox = send::start(sink, config.delivery_queue, config.flush_interval);
-        let scrubber = registry.engine().services().scrubber.clone();
         let secrets = Arc::new(SecretResolver::new(&config.kubernetes_secrets, config.api_server.clone(), scrubber));
         let runner = Arc::new(pipeline::Pipeline::new(registry.clone(), secrets, outbox.clone()));
         let scheduler = Scheduler::new(runner, config.check_interval, config.workers);
@@ -296,15 +301,23 @@ impl Agent {
         };
         let mut plan = plan::plan(&discovery.pods, &self.files, &ctx);
         plan.problems.splice(0..0, discovery.pod_problems.iter().cloned());
+        let services = self.registry.engine().services();
+        // What a new config holds that must never show, known before it runs or is shown.
+        for desired in plan.desired.iter().filter(|d| !discovery.desired.iter().any(|old| old.config.id == d.config.id)) {
+            let config = &desired.config;
+            keys::learn(&config.init_config, &services.scrubber);
+            keys::learn(&config.instance, &services.scrubber);
+            config.provenance.env_values.iter().for_each(|value| services.scrubber.add(value));
+        }
         // Logged once when they appear; the status API shows them for as long as they last.
-        let denials = &self.registry.engine().services().denials;
         for problem in plan.problems.iter().filter(|p| !discovery.problems.contains(p)) {
             if problem.message.contains(crate::policy::NAMESPACE_RULE) {
-                denials.count(crate::policy::NAMESPACE_RULE_NAME);
+                services.denials.count(crate::policy::NAMESPACE_RULE_NAME);
             }
+            let message = services.scrubber.scrub(&problem.message);
             match problem.severity {
-                Severity::Error => tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message)),
-                Severity::Warning => tracing::info!(entity = %printable(&problem.entity.to_string()), "{}", printable(&problem.message)),
+                Severity::Error => tracing::warn!(entity = %printable(&problem.entity.to_string()), "{}", printable(&message)),
+                Severity::Warning => tracing::info!(entity = %printable(&problem.entity.to_string()), "{}", printable(&message)),
             }
         }
         self.scheduler.reconcile(plan.desired.clone());
@@ -331,10 +344,12 @@ impl Agent {
         if let Some(error) = self.checks_watch_error.get() {
             errors.entry(format!("checks.d {}", self.registry.dir().display())).or_default().push(error.clone());
         }
+        let scrubber = &self.registry.engine().services().scrubber;
         for problem in self.file_problems.iter().chain(&discovery.store.problems).chain(&discovery.problems) {
+            let message = scrubber.scrub(&problem.message);
             let text = match problem.severity {
-                Severity::Error => problem.message.clone(),
-                Severity::Warning => format!("warning: {}", problem.message),
+                Severity::Error => message.into_owned(),
+                Severity::Warning => format!("warning: {message}"),
             };
             errors.entry(problem.entity.to_string()).or_default().push(text);
         }
@@ -379,9 +394,10 @@ impl Agent {
         checks
     }
 
-    /// `GET /configcheck`.
+    /// `GET /configcheck`: every config with its secrets masked (see [`keys::mask`]).
     pub fn configcheck(&self) -> ConfigCheck {
         let discovery = self.discovery.lock();
+        let scrubber = &self.registry.engine().services().scrubber;
         let source = |s: &crate::resolve::Source| status::Source {
             namespace: s.namespace.clone(),
             pod: s.pod.clone(),
@@ -396,9 +412,9 @@ impl Agent {
                     provider: d.config.provider.clone(),
                     source: source(&d.config.source),
                     id: d.config.id.clone(),
-                    init_config: d.config.init_config.clone(),
-                    instance: d.config.instance.clone(),
-                    tags: d.config.tags.clone(),
+                    init_config: keys::mask(&d.config.init_config, scrubber),
+                    instance: keys::mask(&d.config.instance, scrubber),
+                    tags: d.config.instance_tags().iter().map(|tag| scrubber.scrub(tag).into_owned()).collect(),
                     paused: d.paused,
                 })
                 .collect(),
@@ -409,8 +425,8 @@ impl Agent {
                     check: u.check.clone(),
                     provider: u.provider.clone(),
                     source: source(&u.source),
-                    instance: u.instance.clone(),
-                    reason: u.reason.clone(),
+                    instance: keys::mask(&u.instance, scrubber),
+                    reason: scrubber.scrub(&u.reason).into_owned(),
                 })
                 .collect(),
         }

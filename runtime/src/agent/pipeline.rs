@@ -72,6 +72,9 @@ impl Runner for Pipeline {
     fn run(&self, job: Job) -> BoxFuture<'_, RunSummary> {
         Box::pin(async move {
             let config = &job.config;
+            if !config.provenance.place.is_empty() {
+                self.registry.engine().services().describe_instance(&config.id, &config.provenance);
+            }
             let mut execution = match self.secrets.resolve(Author::of(config), &job.init_config, &job.instance).await {
                 Ok(resolved) => {
                     if resolved.init_config != *job.init_config {

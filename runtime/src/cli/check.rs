@@ -78,6 +78,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
     let config = Config::load(args.settings, args.config.as_deref())?;
     let services = Arc::new(HostServices::from_config(&config));
+    // A value under a secret key (`password`, `api_key`, ...) is masked wherever the check echoes it.
+    crate::secrets::keys::learn(&init_config, &services.scrubber);
+    crate::secrets::keys::learn(&instance, &services.scrubber);
     // The operator's command: any listed Secret, resolved for each run as the agent does.
     let secrets = SecretResolver::new(&config.kubernetes_secrets, config.api_server.clone(), services.scrubber.clone());
     let engine = CheckEngine::new(EngineSettings::from_config(&config), services)?;
@@ -100,6 +103,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         min_collection_interval: None,
         // The operator's own instance: trusted, within the deny list.
         reach: Reach::Operator,
+        provenance: Default::default(),
     };
     let tags = resolved.instance_tags();
     let policy = CheckPolicy::clone(&*registry.policy(&args.name)?);

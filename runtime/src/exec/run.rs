@@ -73,9 +73,12 @@ impl CheckRegistry {
     /// failures are that run's error. What it gives back is scrubbed of secret values.
     pub async fn run_once(self: &Arc<Self>, request: RunRequest<'_>) -> Execution {
         let mut execution = self.run_unscrubbed(request).await;
+        let services = self.engine().services();
         // Scrubbed whole, then cut: a cut through a value would leave a piece of it.
-        execution.scrub(&self.engine().services().scrubber);
-        execution.error = execution.error.map(bounded);
+        execution.scrub(&services.scrubber);
+        // The warnings were located as they were logged.
+        services.note_warnings(request.instance_id, &execution.warnings);
+        execution.error = execution.error.map(|error| bounded(services.locate(request.instance_id, &error).into_owned()));
         execution.warnings = execution.warnings.into_iter().take(MAX_WARNINGS).map(bounded).collect();
         execution
     }

@@ -2,6 +2,7 @@
 //! egress rules know, the refusals, the credential rules, the HTTP clients, the agent's settings
 //! and the per-instance state store.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use super::bindings::adrt::check::agent::{AgentContext, Kubelet};
 use super::host::http::HttpClients;
 use super::policy::{Denials, Observer};
 use crate::config::Config;
+use crate::model::Provenance;
 use crate::policy::{CheckPolicy, Grants, HostRoots, Limits, Network, OperatorCheck};
 use crate::secrets::Scrubber;
 
@@ -161,6 +163,10 @@ pub struct HostServices {
     pub(crate) http: HttpClients,
     /// Per check instance ID: the keys its runs keep (the WIT `state` interface).
     state: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// Per check instance ID: where it was written, to locate the keys its check complains about.
+    provenance: Mutex<HashMap<String, Arc<Provenance>>>,
+    /// Per check instance ID: the warnings its last run logged, not logged again while they last.
+    last_warnings: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl HostServices {
@@ -177,6 +183,8 @@ impl HostServices {
             scrubber: Arc::default(),
             http: HttpClients::default(),
             state: Mutex::new(HashMap::new()),
+            provenance: Mutex::default(),
+            last_warnings: Mutex::default(),
         }
     }
 
@@ -230,6 +238,41 @@ impl HostServices {
     /// Drops the state of an instance that is no longer scheduled.
     pub fn forget_instance(&self, instance_id: &str) {
         self.state.lock().remove(instance_id);
+        self.provenance.lock().remove(instance_id);
+        self.last_warnings.lock().remove(instance_id);
+    }
+
+    /// Says where the instance `instance_id` was written, before it runs.
+    pub fn describe_instance(&self, instance_id: &str, provenance: &Provenance) {
+        let mut known = self.provenance.lock();
+        if known.get(instance_id).is_none_or(|p| **p != *provenance) {
+            known.insert(instance_id.to_string(), Arc::new(provenance.clone()));
+        }
+    }
+
+    /// `message` of the instance's check with where the key it names is written (see
+    /// [`Provenance::locate`]).
+    pub(crate) fn locate<'a>(&self, instance_id: &str, message: &'a str) -> Cow<'a, str> {
+        match self.provenance.lock().get(instance_id) {
+            Some(provenance) => provenance.locate(message),
+            None => Cow::Borrowed(message),
+        }
+    }
+
+    /// Whether the last run of the instance logged this warning too: a warning that cannot change
+    /// by itself (an unsupported option) is logged once, then again only once it changed.
+    pub(crate) fn warned_last_run(&self, instance_id: &str, warning: &str) -> bool {
+        self.last_warnings.lock().get(instance_id).is_some_and(|last| last.iter().any(|w| w == warning))
+    }
+
+    /// Remembers the warnings of the run that just ended.
+    pub(crate) fn note_warnings(&self, instance_id: &str, warnings: &[String]) {
+        let mut last = self.last_warnings.lock();
+        if warnings.is_empty() {
+            last.remove(instance_id);
+        } else {
+            last.insert(instance_id.to_string(), warnings.to_vec());
+        }
     }
 }
 

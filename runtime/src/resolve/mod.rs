@@ -8,6 +8,7 @@ pub mod template;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::annotations;
 use crate::config::{PrometheusScrape, TagSettings};
 use crate::instance_id::instance_id;
-use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Severity};
+use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Provenance, Severity};
 use crate::pod::{Container, Pod};
 use crate::policy::{CheckPolicy, Reach};
 use crate::tagger;
@@ -88,6 +89,8 @@ pub struct ResolvedConfig {
     /// Whose instance this is, which bounds what its requests may reach: a pod's annotations
     /// (its IPs and its container's declared ports), or the operator's own config.
     pub reach: Reach,
+    /// Where it was written (to locate a key a check complains about), and what never to show.
+    pub provenance: Provenance,
 }
 
 impl ResolvedConfig {
@@ -105,6 +108,7 @@ impl ResolvedConfig {
             tolerate_unready: true,
             min_collection_interval: None,
             reach: Reach::Operator,
+            provenance: Provenance::default(),
         }
     }
 
@@ -146,6 +150,10 @@ struct Candidate<'a> {
     provider: String,
     /// The annotation key or file, for messages.
     origin: String,
+    /// The annotation key or file as a check's complaint about a key names it, and the line of
+    /// each key in a file.
+    place: String,
+    key_lines: Option<&'a BTreeMap<String, usize>>,
     init_config: &'a Value,
     instance: &'a Value,
     ignore_tags: bool,
@@ -206,6 +214,8 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                 check: &t.check,
                 provider: t.format.provider().to_string(),
                 origin: format!("annotation `{}`", t.key),
+                place: format!("annotation {}", t.key),
+                key_lines: None,
                 init_config: &t.init_config,
                 instance: &t.instance,
                 ignore_tags: t.ignore_autodiscovery_tags,
@@ -224,11 +234,13 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
             {
                 continue;
             }
-            for instance in &file.instances {
+            for (n, instance) in file.instances.iter().enumerate() {
                 candidates.push(Candidate {
                     check: &file.check,
                     provider: format!("{} (ad_identifiers)", file.provider_name()),
                     origin: file.entity().to_string(),
+                    place: file.display_path(),
+                    key_lines: file.instance_key_lines.get(n),
                     init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                     instance,
                     ignore_tags: false,
@@ -241,6 +253,8 @@ pub fn discover_pod(pod: &Pod, ctx: &DiscoveryContext) -> PodConfigs {
                 check: prometheus::CHECK,
                 provider: prometheus::PROVIDER.to_string(),
                 origin: format!("annotation `{}`", crate::config::prometheus::SCRAPE_ANNOTATION),
+                place: format!("annotation {}", crate::config::prometheus::SCRAPE_ANNOTATION),
+                key_lines: None,
                 init_config: &empty,
                 instance,
                 ignore_tags: false,
@@ -313,11 +327,13 @@ pub fn static_configs(files: &[CheckTemplate], ctx: &DiscoveryContext) -> PodCon
             tolerate_unready: false,
             pod_reach: Reach::Operator,
         };
-        for instance in &file.instances {
+        for (n, instance) in file.instances.iter().enumerate() {
             let candidate = Candidate {
                 check: &file.check,
                 provider: file.provider_name(),
                 origin: file.entity().to_string(),
+                place: file.display_path(),
+                key_lines: file.instance_key_lines.get(n),
                 init_config: if file.init_config.is_null() { &empty } else { &file.init_config },
                 instance,
                 ignore_tags: false,
@@ -410,6 +426,11 @@ impl Scope<'_> {
             tolerate_unready: self.tolerate_unready,
             min_collection_interval,
             reach: if c.from_pod { self.pod_reach.clone() } else { Reach::Operator },
+            provenance: Provenance {
+                place: c.place,
+                key_lines: c.key_lines.cloned().unwrap_or_default(),
+                env_values: template::env_values(c.instance, &self.vars),
+            },
         });
     }
 }

@@ -53,6 +53,32 @@ pub fn resolve(template: &Value, vars: &Vars) -> Result<Value, Unresolvable> {
     })
 }
 
+/// The values the `%%env_<VAR>%%` variables of `template` resolve to (in the agent), for them
+/// never to be shown; call it on a template that resolved.
+pub fn env_values(template: &Value, vars: &Vars) -> Vec<String> {
+    let mut values = Vec::new();
+    collect_env_values(template, vars, &mut values);
+    values
+}
+
+fn collect_env_values(value: &Value, vars: &Vars, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => {
+            for (_, _, name) in variables(s) {
+                if let (Some(_), Ok(value)) = (name.strip_prefix("env_"), variable(name, vars))
+                    && vars.stage == Stage::Live
+                    && !out.contains(&value)
+                {
+                    out.push(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_env_values(v, vars, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_env_values(v, vars, out)),
+        _ => {}
+    }
+}
+
 /// Whether `value` holds a `%%...%%` variable anywhere.
 pub fn has_variables(value: &Value) -> bool {
     match value {

@@ -687,6 +687,7 @@ fn file(check: &str, ad_identifiers: &[&str], instances: Value) -> CheckTemplate
         provider: Provider::File { path: PathBuf::from(format!("/etc/adrt/conf.d/{check}.yaml")) },
         init_config: json!({}),
         instances: instances.as_array().unwrap().clone(),
+        instance_key_lines: Vec::new(),
         ad_identifiers: ad_identifiers.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -1088,6 +1089,7 @@ fn the_checks_policy_decides_who_may_request_it_its_interval_and_what_its_instan
         provider: Provider::File { path: "/etc/adrt/conf.d/redisdb.yaml".into() },
         init_config: json!({}),
         instances: vec![json!({"host": "%%host%%"})],
+        instance_key_lines: Vec::new(),
         ad_identifiers: vec!["redis".into()],
     };
     let ctx = DiscoveryContext { file_templates: std::slice::from_ref(&file), ..ctx };

@@ -245,7 +245,12 @@ impl Scheduler {
         };
         if let Some(error) = &summary.error {
             let pod = printable(&s.job.config.source.pod).into_owned();
-            tracing::warn!(instance = %id, %check, %pod, "run failed: {}", printable(error));
+            // The same error as the last run's (a config error, a peer still down) is said once.
+            if s.stats.last.as_ref().and_then(|last| last.error.as_ref()) == Some(error) {
+                tracing::debug!(instance = %id, %check, %pod, "run failed again: {}", printable(error));
+            } else {
+                tracing::warn!(instance = %id, %check, %pod, "run failed: {}", printable(error));
+            }
         }
         s.stats.runs += 1;
         s.stats.total_time = s.stats.total_time.saturating_add(summary.duration);

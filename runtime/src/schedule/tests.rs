@@ -93,6 +93,7 @@ fn desired(id: &str, tags: &[&str], paused: bool) -> Desired {
         tolerate_unready: false,
         min_collection_interval: None,
         reach: Default::default(),
+        provenance: Default::default(),
     };
     Desired { config, paused }
 }

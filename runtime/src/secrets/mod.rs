@@ -23,9 +23,11 @@
 //!
 //! Each Secret read is kept [`CACHE_TTL`] (a missing one too); only listed Secrets are read, so
 //! the list bounds the cache. Every value handed to a check joins the [`Scrubber`], which masks
-//! it in whatever the run gives back (see [`scrub`]).
+//! it in whatever the run gives back (see [`scrub`]), as do the values of keys that name a
+//! secret (`password`, `api_key`, ... see [`keys`]) and those `%%env_...%%` put in an instance.
 
 pub mod handle;
+pub mod keys;
 pub mod scrub;
 
 use std::borrow::Cow;

@@ -269,6 +269,7 @@ mod tests {
             tolerate_unready: false,
             min_collection_interval: None,
             reach: Default::default(),
+            provenance: Default::default(),
         };
         Batch { config: Arc::new(config), flushed: Flushed::default(), at: SystemTime::now() }
     }

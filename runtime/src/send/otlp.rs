@@ -390,6 +390,7 @@ mod tests {
             tolerate_unready: false,
             min_collection_interval: None,
             reach: Default::default(),
+            provenance: Default::default(),
         };
         Batch { config: Arc::new(config), flushed, at: when }
     }

@@ -485,6 +485,7 @@ mod tests {
             tolerate_unready: false,
             min_collection_interval: None,
             reach: Default::default(),
+            provenance: Default::default(),
         };
         Batch { config: Arc::new(config), flushed: Flushed { series, service_checks, events: Vec::new() }, at: SystemTime::now() }
     }

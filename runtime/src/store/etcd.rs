@@ -114,6 +114,7 @@ pub fn templates(url: &str, entries: Vec<(String, String)>) -> (Vec<CheckTemplat
                 provider: Provider::Etcd { url: url.to_string(), key: key.clone() },
                 init_config,
                 instances,
+                instance_key_lines: Vec::new(),
                 ad_identifiers: vec![image.clone()],
             })),
             Err(message) => problems.push(Problem::error(Entity::Store { url: url.to_string(), key: Some(key) }, message)),

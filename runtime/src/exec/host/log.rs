@@ -1,5 +1,6 @@
 //! `log`: a check's log lines, in the agent's log with the check and instance attached, secret
-//! values masked.
+//! values masked, a key the check complains about located in the instance's file or annotation;
+//! a warning that the instance's last run gave too is logged at debug only.
 
 use crate::exec::bindings::adrt::check::log::{Host, Level};
 use crate::exec::policy::Import;
@@ -20,14 +21,20 @@ impl Host for StoreState {
         let scrubbed = self.services.scrubber.scrub(&message);
         let cut = truncate(&scrubbed);
         // One call, one line: newlines and escapes from a check cannot forge others.
-        let message = crate::text::printable(&cut);
+        let printable = crate::text::printable(&cut);
         let (check, instance) = (&*self.check, self.call.instance_id.as_str());
+        let message = self.services.locate(instance, &printable);
         match level {
             Level::Trace => tracing::trace!(target: "check", check, instance, "{message}"),
             Level::Debug => tracing::debug!(target: "check", check, instance, "{message}"),
             Level::Info => tracing::info!(target: "check", check, instance, "{message}"),
             Level::Warn => {
-                tracing::warn!(target: "check", check, instance, "{message}");
+                // `adrt info` shows it for as long as it lasts; the log says it once.
+                if self.services.warned_last_run(instance, &message) {
+                    tracing::debug!(target: "check", check, instance, "{message} (again)");
+                } else {
+                    tracing::warn!(target: "check", check, instance, "{message}");
+                }
                 if self.call.warnings.len() < 100 {
                     self.call.warnings.push(message.into_owned());
                 }
