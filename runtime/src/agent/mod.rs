@@ -400,6 +400,7 @@ impl Agent {
                     instance: d.config.instance.clone(),
                     tags: d.config.tags.clone(),
                     paused: d.paused,
+                    reach: d.config.reach.clone(),
                 })
                 .collect(),
             unresolved: discovery
