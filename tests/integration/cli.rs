@@ -146,7 +146,7 @@ fn the_binary_copied_elsewhere_runs_a_check_and_ships_no_test_code() {
 }
 
 /// Every flag of `adrt run` is a key of adrt.yaml (one settings tree), but `--config` (the file
-/// itself) and `--log` (set before any file is read; `ADRT_LOG`).
+/// itself) and `--log` / `--log-level` (set before any file is read; `ADRT_LOG`, `DD_LOG_LEVEL`).
 #[test]
 fn every_run_flag_is_a_yaml_key() {
     let out = adrt().args(["run", "--help"]).output().unwrap();
@@ -158,7 +158,7 @@ fn every_run_flag_is_a_yaml_key() {
         .filter(|flag| !flag.is_empty())
         .collect();
     assert!(flags.len() > 30 && flags.contains("limits") && flags.contains("egress-deny"), "{flags:?}");
-    for flag in flags.iter().filter(|f| !["help", "config", "log"].contains(&f.as_str())) {
+    for flag in flags.iter().filter(|f| !["help", "config", "log", "log-level"].contains(&f.as_str())) {
         let key = flag.replace('-', "_");
         let parsed: Result<adrt::config::Layer, _> = serde_yaml::from_str(&format!("{key}: null"));
         assert!(parsed.is_ok(), "--{flag} has no YAML key `{key}`: {}", parsed.unwrap_err());

@@ -12,6 +12,9 @@ mod sandbox;
 mod wasi;
 /// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
 mod cli;
+/// `adrt check` as `datadog-agent check`: conf.d and autodiscovered instances, `--instance-filter`,
+/// the habitual flags, the rate hint, log levels, `adrt status`/`version`/`health`, `--wasm`.
+mod check_cli;
 /// Fake kubelet and Kubernetes API servers that speak the real wire protocol.
 use adrt_testkit::fake_kube;
 /// Pod listeners (kubelet poll, API watch, pods file) against the fakes.

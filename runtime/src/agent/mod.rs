@@ -416,6 +416,7 @@ impl Agent {
                     instance: keys::mask(&d.config.instance, scrubber),
                     tags: d.config.instance_tags().iter().map(|tag| scrubber.scrub(tag).into_owned()).collect(),
                     paused: d.paused,
+                    reach: d.config.reach.clone(),
                 })
                 .collect(),
             unresolved: discovery

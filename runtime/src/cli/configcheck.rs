@@ -92,6 +92,7 @@ mod tests {
                 instance: json!({"url": t("http://10.0.0.1/\n--- x\x7f\u{9b}"), "zz_pad": t(&"B".repeat(5 * 1024 * 1024))}),
                 tags: vec![t("kube_container_name:web\nSource: forged"), t("team:\x1b[0m")],
                 paused: false,
+                reach: Default::default(),
             }],
             unresolved: vec![UnresolvedEntry {
                 check: t("redis\n--- forged"),

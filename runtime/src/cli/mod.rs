@@ -5,16 +5,21 @@
 
 pub mod build;
 pub mod check;
+pub mod check_sources;
 pub mod configcheck;
+pub mod health;
 pub mod info;
+pub mod instance_filter;
 pub mod lint;
 pub mod new;
 pub mod run;
 pub mod status_client;
+pub mod version;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
 
 #[derive(Debug, Parser)]
 #[command(name = "adrt", version, about = "AutoDiscovery check RunTime: sandboxed WebAssembly checks for Kubernetes nodes")]
@@ -22,6 +27,10 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `adrt=debug,check=trace`.
     #[arg(long, global = true, env = "ADRT_LOG", default_value = "info")]
     log: String,
+    /// Log level, as the Datadog agent's `-l`/`--log-level` and `DD_LOG_LEVEL` take it. On the
+    /// command line it wins over `--log`; from the environment, `ADRT_LOG` wins over it.
+    #[arg(short = 'l', long, global = true, env = "DD_LOG_LEVEL", value_enum, ignore_case = true)]
+    log_level: Option<LogLevel>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +40,7 @@ enum Command {
     /// Run the agent: discover this node's pods and run the checks their annotations ask for.
     Run(run::RunArgs),
     /// Show what the running agent checks and how it went.
+    #[command(visible_alias = "status")]
     Info(status_client::StatusArgs),
     /// Show every config the running agent found, resolved or not, and why.
     Configcheck(status_client::StatusArgs),
@@ -43,11 +53,58 @@ enum Command {
     Build(build::BuildArgs),
     /// Create a new check, with a test, in Rust, Python or JavaScript.
     New(new::NewArgs),
+    /// Exit 0 when the running agent is live (its `/live` probe answers OK), 1 otherwise.
+    Health(health::HealthArgs),
+    /// Print adrt's version and the check contract (WIT) it runs.
+    Version,
+}
+
+/// The Datadog agent's log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    #[value(alias = "warning")]
+    Warn,
+    Error,
+    Critical,
+    Off,
+}
+
+impl LogLevel {
+    /// The tracing filter of this level (`critical` is tracing's `error`).
+    fn filter(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error | LogLevel::Critical => "error",
+            LogLevel::Off => "off",
+        }
+    }
+}
+
+impl Cli {
+    /// The log filter: a flag on the command line first (`--log-level` over `--log`), then
+    /// `ADRT_LOG`, then `DD_LOG_LEVEL`, then `info`.
+    fn log_filter(&self, matches: &clap::ArgMatches) -> String {
+        let source = |id: &str| matches.value_source(id);
+        let level = self.log_level.map(LogLevel::filter);
+        match (source("log_level"), source("log"), level) {
+            (Some(ValueSource::CommandLine), _, Some(level)) => level.to_string(),
+            (_, Some(ValueSource::CommandLine | ValueSource::EnvVariable), _) => self.log.clone(),
+            (_, _, Some(level)) => level.to_string(),
+            _ => self.log.clone(),
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli.log);
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(&cli.log_filter(&matches));
     // One thread for every command, the agent included: checks are I/O-bound and yield (guest
     // code at every epoch tick, see exec::instance), and cross-thread wake-ups cost the agent
     // more CPU than its checks' own work. Compiling a check runs on the blocking pool.
@@ -65,6 +122,8 @@ pub fn main() -> ExitCode {
             Command::Lint(args) => lint::run(args).await,
             Command::Build(args) => build::run(args).await,
             Command::New(args) => new::run(args).await,
+            Command::Health(args) => health::run(args).await,
+            Command::Version => version::run(),
         }
     });
     result.unwrap_or_else(fatal)

@@ -178,6 +178,8 @@ pub struct ResolvedEntry {
     pub instance: serde_json::Value,
     pub tags: Vec<String>,
     pub paused: bool,
+    /// What the instance's requests may reach (`adrt check` runs it under the same bound).
+    pub reach: crate::policy::Reach,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
