@@ -5,8 +5,9 @@
 //! temporary directory for each build, with a copy of the check, so an installed `adrt` builds
 //! without the repository. Node is found on `PATH`; componentize-js in `$ADRT_NODE_MODULES`, else
 //! in a `NODE_PATH` directory, and must be the pinned version: it embeds the SpiderMonkey engine
-//! (StarlingMonkey) built against WASI 0.2, and 0.23.0's imports (`wasi:*@0.2.12`, no
-//! component-model async) are ones wasmtime 48, the agent's, links. componentize-js runs the
+//! (StarlingMonkey) built against WASI 0.2, and 0.23.0's imports (`wasi:*@0.2.12`, resolved to
+//! wasmtime 48's WASI 0.2 by semver matching; no component-model async ABI, which the agent's
+//! engine does not enable) are ones the agent links. componentize-js runs the
 //! check's module at build time and snapshots the engine (Wizer), so an instance starts with the
 //! engine, the SDK and the check already loaded. The engine is built without `fetch` and without
 //! `wasi:http` (`disableFeatures: ['http', 'fetch-event']`): the `http` import, under the agent's
