@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check run failed, 2 the command could not run (bad flags, bad
 //! JSON, missing check, engine failure).
 
+pub mod build;
 pub mod check;
 pub mod configcheck;
 pub mod info;
@@ -37,6 +38,8 @@ enum Command {
     /// Find Autodiscovery mistakes in Kubernetes manifests before they ship: the agent's own
     /// annotation parser, resolver, check validation and sandbox policy, run on pod templates.
     Lint(lint::LintArgs),
+    /// Build a check's directory into a component (temporary wiring: JavaScript only).
+    Build(build::BuildArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
             Command::Configcheck(args) => configcheck::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Lint(args) => lint::run(args).await,
+            Command::Build(args) => build::run(args).await,
         }
     });
     result.unwrap_or_else(fatal)
