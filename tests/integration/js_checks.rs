@@ -286,3 +286,26 @@ fn the_js_stub_status_example_is_critical_on_a_closed_port_and_refuses_an_instan
     let out = check(&stub_status(), "stub_status", &["--instance", "{}", "--json"]);
     assert_eq!(stdout_json(&out)["runs"][0]["error"], "configuration error: instance key `url` is required");
 }
+
+#[test]
+fn the_js_template_tests_pass_under_node_and_it_builds_and_runs() {
+    let dir = crate::util::scratch_dir("js-new").join("my_check");
+    for (path, contents) in adrt::cli::build::js::NEW_CHECK_FILES {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents.replace("{{name}}", "my_check")).unwrap();
+    }
+    let tests = std::process::Command::new("node").arg("--test").current_dir(&dir).output().expect("running node --test");
+    assert!(tests.status.success(), "{}{}", String::from_utf8_lossy(&tests.stdout), stderr(&tests));
+    assert!(String::from_utf8_lossy(&tests.stdout).contains("# pass 3"), "{}", String::from_utf8_lossy(&tests.stdout));
+
+    let nginx = LocalNginx::start().expect("nginx");
+    let url = format!("http://{}/", nginx.addr);
+    let out = check(&built(&dir), "my_check", &["--instance", &serde_json::json!({"url": url}).to_string(), "--json"]);
+    let report = stdout_json(&out);
+    assert!(out.status.success(), "{report:#}\n{}", stderr(&out));
+    // LocalNginx answers `/` with "ok\n".
+    assert_eq!(metrics(&report["runs"][0])["my_check.response_bytes"], ("gauge".into(), 3.0, serde_json::json!([format!("url:{url}")])));
+    assert_eq!(report["runs"][0]["service_checks"][0]["status"], "OK");
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
