@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check run failed, 2 the command could not run (bad flags, bad
 //! JSON, missing check, engine failure).
 
+pub mod build;
 pub mod check;
 pub mod configcheck;
 pub mod info;
@@ -34,6 +35,8 @@ enum Command {
     Configcheck(status_client::StatusArgs),
     /// Run one check one-off and print what it collected.
     Check(check::CheckArgs),
+    /// Build a check directory into a component (temporary wiring: Python only).
+    Build(build::BuildArgs),
     /// Find Autodiscovery mistakes in Kubernetes manifests before they ship: the agent's own
     /// annotation parser, resolver, check validation and sandbox policy, run on pod templates.
     Lint(lint::LintArgs),
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
             Command::Configcheck(args) => configcheck::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Lint(args) => lint::run(args).await,
+            Command::Build(args) => build::run(args),
         }
     });
     result.unwrap_or_else(fatal)
