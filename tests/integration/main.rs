@@ -10,6 +10,8 @@ mod nginx;
 mod sandbox;
 /// A component that imports WASI runs, and its stdout reaches the log.
 mod wasi;
+/// Python checks built with `adrt build`: Datadog's documented API, the example, the sandbox.
+mod python_checks;
 /// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
 mod cli;
 /// Fake kubelet and Kubernetes API servers that speak the real wire protocol.

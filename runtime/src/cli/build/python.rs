@@ -55,6 +55,8 @@ pub fn build(check_dir: &Path, name: &str, out_wasm: &Path) -> anyhow::Result<()
     let work = ScratchDir::new()?;
     write_tree(&work.0.join("sdk"), SDK_FILES)?;
     write_tree(&work.0.join("wit"), &[("check.wit", WORLD)])?;
+    // A copy, so componentize-py's bytecode caches land in the scratch directory, not the check's.
+    copy_sources(check_dir, &work.0.join("check"))?;
     // The app module componentize-py loads: the check's module, registered under its name.
     let app = format!(
         "import {module} as check_module\nfrom adrt_check.component import WitWorld, register\n\nregister(check_module, {name:?})\n"
@@ -70,7 +72,7 @@ pub fn build(check_dir: &Path, name: &str, out_wasm: &Path) -> anyhow::Result<()
         .arg("-p")
         .arg(work.0.join("sdk"))
         .arg("-p")
-        .arg(check_dir)
+        .arg(work.0.join("check"))
         .args(["adrt_main", "-o"])
         .arg(&built)
         .output()
@@ -134,6 +136,25 @@ fn write_tree(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies the check's directory, less hidden entries and bytecode caches.
+fn copy_sources(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || name == "__pycache__" {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&name));
+        if source.is_dir() {
+            copy_sources(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target).with_context(|| format!("copying {}", source.display()))?;
+        }
     }
     Ok(())
 }
