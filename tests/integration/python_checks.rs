@@ -174,6 +174,23 @@ fn nginx_serving(page: &str) -> LocalNginx {
     .expect("nginx (apt-get install nginx-light)")
 }
 
+/// As `RunningAgent::wait_for`, with room for the agent's first compile of a Python component
+/// (10 s on an idle machine, a minute on a busy one).
+async fn wait_long(agent: &RunningAgent, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(info) = agent.info().await {
+            if done(&info) {
+                return info;
+            }
+            last = Some(info);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}\nlast status: {last:#?}\nagent log:\n{}", agent.log());
+}
+
 fn metrics_by_name(run: &Value) -> Vec<(String, String, f64, Vec<String>)> {
     let mut metrics: Vec<_> = run["metrics"]
         .as_array()
@@ -261,19 +278,21 @@ async fn a_datadog_custom_check_runs_in_the_agent_from_conf_d() {
         "--listener", "none", "--checks-dir", dir.to_str().unwrap(), "--conf-dir", conf_d.to_str().unwrap(),
         "--metrics-addr", &metrics_addr.to_string(),
     ]);
-    let info = agent
-        .wait_for("hello to run twice", |i| {
-            i["checks"].as_array().unwrap().iter().any(|c| c["name"] == "hello" && c["instances"][0]["total_runs"].as_u64() >= Some(2))
-        })
-        .await;
+    let info = wait_long(&agent, "hello to run twice", |i| {
+        i["checks"].as_array().unwrap().iter().any(|c| c["name"] == "hello" && c["instances"][0]["total_runs"].as_u64() >= Some(2))
+    })
+    .await;
     let hello = info["checks"].as_array().unwrap().iter().find(|c| c["name"] == "hello").unwrap();
     assert_eq!(hello["instances"][0]["status"], "OK", "{hello:#}");
     let page = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
-    let world = page.lines().find(|l| l.starts_with("hello_world{")).unwrap_or_else(|| panic!("no hello_world in\n{page}"));
-    assert!(world.contains("TAG_KEY=\"TAG_VALUE\"") && world.contains("team=\"web\"") && world.ends_with(" 1"), "{world}");
-    let bytes = page.lines().find(|l| l.starts_with("hello_page_bytes{")).unwrap();
-    assert!(bytes.ends_with(&format!(" {}", STATIC_PAGE.len())), "{bytes}");
-    assert!(page.lines().any(|l| l.starts_with("hello_can_connect_status{") && l.ends_with(" 0")), "{page}");
+    let sample = |series: &str| -> (String, f64) {
+        let line = page.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in\n{page}"));
+        (line.to_string(), line.rsplit(' ').next().unwrap().parse().unwrap())
+    };
+    let (world, value) = sample("hello_world{");
+    assert!(world.contains("TAG_KEY=\"TAG_VALUE\"") && world.contains("team=\"web\"") && value == 1.0, "{world}");
+    assert_eq!(sample("hello_page_bytes{").1, STATIC_PAGE.len() as f64);
+    assert_eq!(sample("hello_can_connect_status{").1, 0.0, "OK");
     let _ = std::fs::remove_dir_all(conf_d);
 }
 
@@ -302,7 +321,7 @@ fn the_python_example_reads_nginx() {
     .map(|(name, kind, value)| (name.to_string(), kind.to_string(), value, tag.clone()))
     .collect();
     assert_eq!(metrics_by_name(run), expected, "the second run: the page's gauges, its counters' deltas (static: 0)");
-    assert_eq!(run["service_checks"], json!([{"name": "stub_status.can_connect", "status": "OK", "tags": tag}]));
+    assert_eq!(run["service_checks"], json!([{"name": "stub_status.can_connect", "status": "OK", "tags": tag, "message": null}]));
 
     // A live page: the counters move by the check's own requests.
     let live = format!("http://{}/nginx_status", nginx.addr);
@@ -328,7 +347,7 @@ fn the_python_example_reads_nginx() {
 fn the_python_example_and_the_template_pass_their_own_unit_tests() {
     let sdk = repo().join("checks/sdk-python");
     let run_tests = |dir: &Path| {
-        let out = Command::new("python3").args(["-m", "unittest", "-v"]).current_dir(dir).env("PYTHONPATH", &sdk).output().unwrap();
+        let out = Command::new("/usr/bin/python3").args(["-m", "unittest", "-v"]).current_dir(dir).env("PYTHONPATH", &sdk).env("PYTHONDONTWRITEBYTECODE", "1").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success() && stderr.contains("\nOK"), "{}: {stderr}", dir.display());
         stderr
@@ -392,12 +411,11 @@ async fn a_python_loop_and_a_1_gib_allocation_are_stopped_and_the_agent_goes_on(
         let check = info["checks"].as_array().unwrap().iter().find(|c| c["name"] == "hostile_py").cloned();
         check.map(|c| c["instances"].as_array().unwrap().clone()).unwrap_or_default()
     };
-    let info = agent
-        .wait_for("each instance to run twice", |i| {
-            let instances = instances_of(i);
-            instances.len() == 3 && instances.iter().all(|i| i["total_runs"].as_u64() >= Some(2))
-        })
-        .await;
+    let info = wait_long(&agent, "each instance to run twice", |i| {
+        let instances = instances_of(i);
+        instances.len() == 3 && instances.iter().all(|i| i["total_runs"].as_u64() >= Some(2))
+    })
+    .await;
     let messages: Vec<String> = instances_of(&info).iter().map(|i| format!("{} {}", i["status"], i["message"])).collect();
     let by_message = |needle: &str| messages.iter().filter(|m| m.contains(needle)).count();
     assert_eq!(by_message("deadline of 2000 ms exceeded"), 1, "{messages:#?}");
