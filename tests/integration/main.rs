@@ -13,6 +13,8 @@ mod wasi;
 /// JavaScript checks built by `adrt build` with componentize-js: hello world, the stub_status
 /// example on nginx, a throw, a loop, and no way out but the http import.
 mod js_checks;
+/// Python checks built with `adrt build`: Datadog's documented API, the example, the sandbox.
+mod python_checks;
 /// `adrt check` plumbing: bad input, unknown checks, the artifact cache, JSON on stdout only.
 mod cli;
 /// `adrt check` as `datadog-agent check`: conf.d and autodiscovered instances, `--instance-filter`,

@@ -43,7 +43,7 @@ async fn tenants_do_not_share_instances_and_grown_ones_are_not_kept() {
     run(&registry, "team-b", "{}", json!({"mode": "ok"})).await.unwrap();
     assert_eq!(registry.live_instances(), 2, "another tenant gets an instance of its own");
     run(&registry, "team-b", "{}", json!({"mode": "grow", "mib": 32})).await.unwrap();
-    assert_eq!(registry.live_instances(), 1, "an instance that grew past 16 MiB is dropped after its run");
+    assert_eq!(registry.live_instances(), 1, "an instance that grew by more than 16 MiB is dropped after its run");
     run(&registry, "team-b", "{}", json!({"mode": "grow", "mib": 1})).await.unwrap();
     assert_eq!(registry.live_instances(), 2, "a small one is kept");
 }

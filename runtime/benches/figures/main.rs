@@ -18,6 +18,7 @@ mod kubernetes;
 mod network;
 mod openmetrics;
 mod policy;
+mod python;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -82,6 +83,8 @@ enum Section {
     Dogstatsd,
     /// What the sandbox's policy adds to a host call (files, http), next to the call.
     Policy,
+    /// The Python example: size, compile, cache, instantiation, memory per instance, run time.
+    Python,
 }
 
 /// The agent settings given on the command line, and nothing of this machine's environment or
@@ -163,6 +166,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Section::Policy) {
         policy::section(n, &mut table).await?;
+    }
+    if wanted(Section::Python) {
+        python::section(&setup, &checks_dir, n / 4, &mut table).await?;
     }
     if wanted(Section::AgentLoad) {
         agent_load::section(&setup, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;

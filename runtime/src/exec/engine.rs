@@ -174,8 +174,10 @@ fn config(settings: &EngineSettings) -> Config {
     config.async_stack_size(1 << 20);
     let mut pool = PoolingAllocationConfig::default();
     let instances = settings.max_instances;
+    // Core instances: as many per slot as one component may hold, so that every slot can hold a
+    // componentize-py check (its interpreter, libc and adapters are a dozen core instances).
     pool.total_component_instances(instances)
-        .total_core_instances(instances * 8)
+        .total_core_instances(instances * 16)
         .total_memories(instances * 2)
         .total_tables(instances * 8)
         .total_stacks(instances)

@@ -62,6 +62,9 @@ pub struct LiveInstance {
     info: CheckInfo,
     timeout: Duration,
     poisoned: bool,
+    /// Linear memory once started and `init`ed: what the component needs to live (a Python
+    /// check's interpreter snapshot is 15 MiB of it).
+    started_memory: usize,
 }
 
 impl LiveInstance {
@@ -87,7 +90,10 @@ impl LiveInstance {
         };
         let _ = loaded.version.set(info.version.clone());
         match init {
-            Ok(()) => Ok(LiveInstance { store, exports, info, timeout, poisoned: false }),
+            Ok(()) => {
+                let started_memory = store.data().memory.grown_to;
+                Ok(LiveInstance { store, exports, info, timeout, poisoned: false, started_memory })
+            }
             Err(error) => Err(ExecError::Init { check: name, error: from_check_error(error) }),
         }
     }
@@ -100,6 +106,11 @@ impl LiveInstance {
     /// The largest linear memory the instance was granted.
     pub fn memory_bytes(&self) -> usize {
         self.store.data().memory.grown_to
+    }
+
+    /// How much the linear memory grew since the instance started.
+    pub fn memory_growth(&self) -> usize {
+        self.memory_bytes().saturating_sub(self.started_memory)
     }
 
     /// False after a trap: the caller must start a new instance.

@@ -11,8 +11,9 @@
 //! idle instance — its own tenant's when that tenant already holds its fair share (the slots
 //! divided by the tenants holding any). When nothing can be evicted that run fails with
 //! [`ExecError::NoSlot`] while every other instance keeps its slot. Idle instances are dropped
-//! after [`IDLE_EVICTION`], and one whose memory grew past [`KEEP_MEMORY_BYTES`] is dropped after
-//! its run instead of being kept.
+//! after [`IDLE_EVICTION`], and one whose memory grew by more than [`KEEP_MEMORY_BYTES`] since it
+//! started is dropped after its run instead of being kept (what it started with is what the
+//! component needs: a Python check's interpreter is 15 MiB of it, and is kept like a Rust check).
 //!
 //! Hot reload ([`CheckRegistry::reload_changed`], called by the agent's watch of checks.d): a
 //! check whose `.wasm` or `.toml` changed is loaded in full — compiled, linked against the
@@ -39,7 +40,7 @@ use crate::policy::manifest::available_checks;
 
 /// An idle instance unused for this long is dropped, its slot and memory freed.
 pub const IDLE_EVICTION: Duration = Duration::from_secs(300);
-/// An instance whose linear memory grew past this is not kept after its run.
+/// An instance whose linear memory grew by more than this since it started is not kept after its run.
 pub const KEEP_MEMORY_BYTES: usize = 16 << 20;
 /// How often idle instances of every pool are looked at for [`IDLE_EVICTION`].
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -354,7 +355,7 @@ impl CheckRegistry {
     /// Returns an instance after a run; a poisoned one, one that grew large, or one of a version
     /// reloaded since, is dropped.
     pub fn give_back(&self, pool: &InstancePool, lease: Lease) {
-        if lease.live.is_usable() && lease.live.memory_bytes() <= KEEP_MEMORY_BYTES && self.is_current(pool) {
+        if lease.live.is_usable() && lease.live.memory_growth() <= KEEP_MEMORY_BYTES && self.is_current(pool) {
             pool.idle.lock().push(Idle { lease, since: Instant::now() });
         }
     }
