@@ -31,7 +31,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("runner.js", include_str!("../../../../checks/sdk-js/runner.js")),
 ];
 
-const WORLD: &str = include_str!("../../../../wit/check.wit");
+const WORLD: &str = super::embedded::WIT;
 
 /// Calls componentize-js: `node componentize.mjs <componentize.js> <entry> <wit> <out>`.
 const DRIVER: &str = r#"import { writeFile } from 'node:fs/promises';
@@ -68,9 +68,9 @@ pub const NEW_CHECK_FILES: &[(&str, &str)] = &[
 pub fn build(check_dir: &Path, name: &str, out_wasm: &Path) -> anyhow::Result<()> {
     let module = check_module(check_dir)?;
     let tool = componentize_js()?;
-    let work = ScratchDir::new()?;
-    write_tree(&work.0.join("sdk"), SDK_FILES)?;
-    write_tree(&work.0, &[("check.wit", WORLD), ("componentize.mjs", DRIVER)])?;
+    let work = super::ScratchDir::new("js")?;
+    super::write_files(&work.0.join("sdk"), SDK_FILES)?;
+    super::write_files(&work.0, &[("check.wit", WORLD), ("componentize.mjs", DRIVER)])?;
     copy_check(check_dir, &work.0.join("check"), 1)?;
     // The component's root module: the world's exports over the check's module.
     let entry = format!(
@@ -83,7 +83,7 @@ pub fn build(check_dir: &Path, name: &str, out_wasm: &Path) -> anyhow::Result<()
          export function validate(initConfig, instance) {{ return check.validate(initConfig, instance); }}\n",
         name = serde_json::to_string(name)?,
     );
-    write_tree(&work.0, &[("main.js", &entry)])?;
+    super::write_files(&work.0, &[("main.js", &entry)])?;
     let built = work.0.join("out.wasm");
     // From inside the scratch directory: componentize-js lets the engine read the modules under
     // the working directory only.
@@ -189,31 +189,4 @@ fn copy_check(from: &Path, to: &Path, depth: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_tree(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
-    for (path, contents) in files {
-        let path = dir.join(path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
 
-/// A directory of our own under the system's temporary directory, removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("adrt-build-js-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(ScratchDir(dir))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}

@@ -38,7 +38,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("checks/__init__.py", include_str!("../../../../checks/sdk-python/checks/__init__.py")),
 ];
 
-const WORLD: &str = include_str!("../../../../wit/check.wit");
+const WORLD: &str = super::embedded::WIT;
 
 /// What `adrt new --lang python` writes; `{{name}}` is the check's name.
 pub const NEW_CHECK_FILES: &[(&str, &str)] = &[
@@ -52,16 +52,16 @@ pub const NEW_CHECK_FILES: &[(&str, &str)] = &[
 pub fn build(check_dir: &Path, name: &str, out_wasm: &Path) -> anyhow::Result<()> {
     let module = check_module(check_dir)?;
     let tool = componentize_py()?;
-    let work = ScratchDir::new()?;
-    write_tree(&work.0.join("sdk"), SDK_FILES)?;
-    write_tree(&work.0.join("wit"), &[("check.wit", WORLD)])?;
+    let work = super::ScratchDir::new("python")?;
+    super::write_files(&work.0.join("sdk"), SDK_FILES)?;
+    super::write_files(&work.0.join("wit"), &[("check.wit", WORLD)])?;
     // A copy, so componentize-py's bytecode caches land in the scratch directory, not the check's.
     copy_sources(check_dir, &work.0.join("check"))?;
     // The app module componentize-py loads: the check's module, registered under its name.
     let app = format!(
         "import {module} as check_module\nfrom adrt_check.component import WitWorld, register\n\nregister(check_module, {name:?})\n"
     );
-    write_tree(&work.0.join("app"), &[("adrt_main.py", &app)])?;
+    super::write_files(&work.0.join("app"), &[("adrt_main.py", &app)])?;
     let built = work.0.join("out.wasm");
     let output = Command::new(&tool)
         .arg("-q")
@@ -129,16 +129,6 @@ fn componentize_py() -> anyhow::Result<OsString> {
     Ok(tool)
 }
 
-fn write_tree(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
-    for (path, contents) in files {
-        let path = dir.join(path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
 
 /// Copies the check's directory, less hidden entries and bytecode caches.
 fn copy_sources(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -159,20 +149,3 @@ fn copy_sources(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A directory of our own under the system's temporary directory, removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("adrt-build-python-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(ScratchDir(dir))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
