@@ -71,7 +71,6 @@ struct RunReport {
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let instance = json_object("--instance", &args.instance)?;
     let init_config = json_object("--init-config", &args.init_config)?;
-    check_tags(&instance)?;
     let id = instance_id(&args.name, &[], &init_config, &instance);
     let (times, pause) =
         if args.check_rate { (2, Duration::from_secs(1)) } else { (args.times, Duration::from_millis(args.pause)) };
@@ -101,7 +100,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         // The operator's own instance: trusted, within the deny list.
         reach: Reach::Operator,
     };
-    let tags = resolved.instance_tags();
+    let options = resolved.options().map_err(|reason| anyhow::anyhow!("--instance: {reason}"))?;
     let policy = CheckPolicy::clone(&*registry.policy(&args.name)?);
     let mut report = Report { check: args.name.clone(), version: None, instance_id: id.clone(), policy, runs: Vec::new() };
     let mut aggregator = Aggregator::new();
@@ -119,7 +118,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         if execution.version.is_some() {
             report.version = execution.version;
         }
-        let flushed = aggregator.flush(&id, &tags, Instant::now(), execution.submissions);
+        let flushed = aggregator.flush(&id, &options, Instant::now(), execution.submissions);
         report.runs.push(RunReport {
             metrics: flushed.series,
             service_checks: flushed.service_checks,
@@ -144,18 +143,6 @@ fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
         bail!("{flag} must be a JSON object, got {text}");
     }
     Ok(value)
-}
-
-/// The instance's `tags`, which the host adds to everything the check submits, must be strings.
-fn check_tags(instance: &Value) -> anyhow::Result<()> {
-    match instance.get("tags") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Array(items)) => match items.iter().find(|t| !t.is_string()) {
-            Some(t) => bail!("instance key `tags`: {t} is not a string"),
-            None => Ok(()),
-        },
-        Some(other) => bail!("instance key `tags` must be a list of strings, got {other}"),
-    }
 }
 
 /// `1 metric`, `2 metrics`, `0 events`, `1 service check`.
