@@ -32,6 +32,8 @@
 //! - [`model`]: check templates with their provider, problems with their entity, shared bounds.
 //! - [`tagger`]: the tags of a pod's containers as Datadog's tagger gives them, by cardinality;
 //!   for checks (resolve) and for DogStatsD's senders.
+//! - [`instance_options`]: the options every instance may set that the agent applies to what it
+//!   submits (`tags`, `service`, `metric_patterns`, `empty_default_hostname`, `disable_generic_tags`).
 //! - [`pod`]: the pod as discovery reads it; [`instance_id`]: stable IDs of check instances.
 //! - [`regular_file`]: reading files whose path someone else chose: non-blocking, regular only,
 //!   bounded.
@@ -59,6 +61,7 @@ pub mod config;
 pub mod model;
 pub mod policy;
 pub mod tagger;
+pub mod instance_options;
 pub mod pod;
 pub mod instance_id;
 pub mod regular_file;

@@ -96,26 +96,31 @@ async fn validate_refuses_what_a_run_refuses_with_the_same_message() {
     assert_eq!(registry.validate("nginx", &Value::Null, &valid).await.unwrap(), ConfigVerdict::Valid { warnings: Vec::new() });
 
     let missing = json!({"tags": ["env:test"]});
-    let misspelt = json!({"nginx_status_url": nginx.status_url(), "tls_verfy": false});
+    let mistyped = json!({"nginx_status_url": nginx.status_url(), "timeout": "soon"});
     let bad_scheme = json!({"nginx_status_url": "ftp://127.0.0.1/nginx_status"});
-    for (instance, expected) in
-        [(missing, "missing field `nginx_status_url`"), (misspelt, "unknown field `tls_verfy`"), (bad_scheme, "unsupported scheme \"ftp\"")]
-    {
-        let ConfigVerdict::Invalid(message) = registry.validate("nginx", &json!({}), &instance).await.unwrap() else {
+    let unsupported = json!({"conntrack_path": "/usr/sbin/conntrack"});
+    for (check, instance, expected) in [
+        ("nginx", missing, "missing field `nginx_status_url`"),
+        ("nginx", mistyped, "`timeout`: invalid type: string"),
+        ("nginx", bad_scheme, "unsupported scheme \"ftp\""),
+        ("network", unsupported, "option `conntrack_path` is not supported by adrt: "),
+    ] {
+        let ConfigVerdict::Invalid(message) = registry.validate(check, &json!({}), &instance).await.unwrap() else {
             panic!("{instance} is invalid")
         };
         assert!(message.contains(expected), "{message}");
-        let run = run_once(&registry, "nginx", &instance).await;
+        let run = run_once(&registry, check, &instance).await;
         assert_eq!(run.error, Some(format!("configuration error: {message}")), "{instance}");
     }
 
-    // Warnings are those a run logs; the network check reads the host's procfs and sysfs.
-    let unsupported = json!({"conntrack_path": "/usr/sbin/conntrack", "collect_ethtool_metrics": true});
-    let ConfigVerdict::Valid { warnings } = registry.validate("network", &json!({}), &unsupported).await.unwrap() else {
-        panic!("the network check accepts options it ignores")
+    // Warnings are those a run logs: every unknown key, at once. The network check reads the
+    // host's procfs and sysfs.
+    let misspelt = json!({"colect_connection_state": true, "excluded_interface": ["lo"]});
+    let ConfigVerdict::Valid { warnings } = registry.validate("network", &json!({}), &misspelt).await.unwrap() else {
+        panic!("unknown keys are warnings, as Datadog ignores them")
     };
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
-    let run = run_once(&registry, "network", &unsupported).await;
+    assert_eq!(warnings, ["unknown key `colect_connection_state`", "unknown key `excluded_interface`"]);
+    let run = run_once(&registry, "network", &misspelt).await;
     assert_eq!(run.error, None);
     assert_eq!(run.warnings, warnings);
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// here fails the test, so a new one is placed on purpose.
 const LAYERS: &[(&str, &[&str])] = &[
     ("leaves", &["text", "pod", "instance_id", "regular_file", "watchdog", "status"]),
-    ("shared model and settings", &["model", "config", "tagger", "policy"]),
+    ("shared model and settings", &["model", "config", "tagger", "policy", "instance_options"]),
     ("pipeline stages", &["discover", "annotations", "confd", "store", "resolve", "schedule", "exec", "aggregate", "send", "dogstatsd", "secrets"]),
     ("the agent and the commands", &["agent", "cli", "lint"]),
 ];

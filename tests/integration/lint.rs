@@ -76,7 +76,7 @@ fn each_mistake_of_the_corpus_is_found_at_its_line_with_its_message() {
         (103, "check-not-in-checks-d", "redis", "ad.datadoghq.com/redis.checks", "error",
          "annotation `ad.datadoghq.com/redis.checks`: check `redisdb`: no check component `redisdb.wasm` in checks.d"),
         (119, "refused-instance", "web", "ad.datadoghq.com/web.checks", "error",
-         "check `nginx` refuses the instance: invalid instance: unknown field `use_plus_apii`"),
+         "check `nginx` refuses the instance: invalid instance: `timeout`: invalid type: string \"soon\""),
         (135, "unresolvable", "sidecar", "ad.datadoghq.com/sidecar.checks", "error",
          "annotation `ad.datadoghq.com/sidecar.checks`: check `nginx`: %%port%%: container `sidecar` declares no ports"),
         (136, "unresolvable", "web", "ad.datadoghq.com/web.checks", "error",

@@ -62,6 +62,9 @@ mod policy;
 /// http_check against a real nginx (HTTP, and HTTPS with certificates made now), a silent peer
 /// and a closed port: Datadog's statuses, messages, tags and certificate thresholds.
 mod http_check;
+/// The instance options every check shares (service, metric_patterns, disable_generic_tags,
+/// empty_default_hostname), unknown keys, refused options, and the network check's conf.d fixture.
+mod common_options;
 /// The adrt:check 0.1.1 step: a 0.1.0 component on this host, `validate`, `http-tls`, `filesystems`.
 mod contract;
 /// Check credentials from Kubernetes Secrets (`ENC[k8s_secret@...]`): the rules, a real nginx

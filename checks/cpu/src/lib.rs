@@ -13,7 +13,6 @@ use stat::{CpuTimes, Stat};
 
 /// One `instances` entry: the keys of Datadog's cpu check.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Overrides the agent's procfs root (`/proc`, or `/host/proc` in the DaemonSet).
     #[serde(default)]
@@ -22,17 +21,6 @@ pub struct Instance {
     /// (`core:cpu-total`).
     #[serde(default)]
     pub report_total_percpu: bool,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 /// Where a run leaves its aggregate sample for the next one.

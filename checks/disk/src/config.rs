@@ -28,7 +28,6 @@ pub struct InitConfig {
 /// One `instances` entry: the keys of Datadog's disk check (Linux), plus `procfs_path` and
 /// `rootfs_path`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Overrides the agent's procfs root (`/proc`, or `/host/proc` in the DaemonSet).
     #[serde(default)]
@@ -106,17 +105,6 @@ pub struct Instance {
     /// The host's deadline bounds every statvfs; accepted.
     #[serde(default)]
     pub timeout: Option<f64>,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 fn default_true() -> bool {

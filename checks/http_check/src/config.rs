@@ -41,7 +41,6 @@ pub struct InitConfig {
 
 /// One `instances` entry.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// The `instance:` tag, normalized as Datadog normalizes it.
     pub name: String,
@@ -101,16 +100,10 @@ pub struct Instance {
     #[serde(default)]
     pub proxy: Option<Value>,
 
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
+    /// Shared with the agent, which adds them; read here only to leave out the `url:` tag when
+    /// one of them is a `url:` tag.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 fn default_true() -> bool {

@@ -34,7 +34,6 @@ pub struct InitConfig {
 
 /// One `instances` entry: the io check has no instance option of its own in Datadog.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Overrides the agent's procfs root (`/proc`, or `/host/proc` in the DaemonSet).
     #[serde(default)]
@@ -42,17 +41,6 @@ pub struct Instance {
     /// Overrides the agent's sysfs root, where device-mapper names are read.
     #[serde(default)]
     pub sysfs_path: Option<String>,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 /// Where a run leaves its counters for the next one.

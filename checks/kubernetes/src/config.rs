@@ -5,7 +5,6 @@ use serde::Deserialize;
 /// One `instances` entry. Every key is optional: by default the check talks to the kubelet the
 /// agent knows (`KUBERNETES_KUBELET_HOST`), with the pod's service-account token and CA.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// The kubelet's base URL, e.g. `https://10.0.0.5:10250`. When set, there is no fallback to
     /// the read-only port.
@@ -27,17 +26,6 @@ pub struct Instance {
     /// Seconds to wait for each kubelet response.
     #[serde(default = "default_timeout")]
     pub timeout: f64,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 fn default_timeout() -> f64 {

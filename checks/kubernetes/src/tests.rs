@@ -435,11 +435,10 @@ fn instance_options_override_the_agent() {
 
 #[test]
 fn instance_keys_are_checked() {
-    let parse = |json: &str| adrt_check_sdk::check::parse_config::<Instance>("instance", json);
+    let parse = |json: &str| adrt_check_sdk::instance::parse::<Instance>(json).map(|parsed| parsed.own);
     assert!(parse("{}").is_ok());
-    assert!(
-        parse(r#"{"kubelet_tls_verfy": false}"#).unwrap_err().to_string().contains("unknown field `kubelet_tls_verfy`")
-    );
+    let typo = adrt_check_sdk::instance::parse::<Instance>(r#"{"kubelet_tls_verfy": false}"#).unwrap();
+    assert_eq!(typo.warnings, ["unknown key `kubelet_tls_verfy`"]);
     assert_eq!(parse(r#"{"tls_verify": false}"#).unwrap().kubelet_tls_verify, Some(false));
     assert_eq!(parse(r#"{"kubelet_client_ca": "/ca"}"#).unwrap().kubelet_client_ca.as_deref(), Some("/ca"));
     let token = parse(r#"{"kubelet_auth_token_path": "/t"}"#).unwrap().bearer_token_path;

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 /// One `instances` entry: the keys of Datadog's memory check.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Overrides the agent's procfs root (`/proc`, or `/host/proc` in the DaemonSet).
     #[serde(default)]
@@ -16,17 +15,6 @@ pub struct Instance {
     /// The page reclaim counters of vmstat (`system.mem.allocstall`, `pgscan_*`, `pgsteal_*`).
     #[serde(default)]
     pub collect_memory_pressure: bool,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 pub struct Memory;

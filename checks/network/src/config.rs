@@ -1,6 +1,6 @@
 //! The instance keys, and the settings a run derives from them and the agent's context.
 
-use adrt_check_sdk::serde_json::Value;
+use adrt_check_sdk::instance::unsupported;
 use adrt_check_sdk::{AgentContext, CheckError};
 use regex_lite::Regex;
 use serde::Deserialize;
@@ -10,7 +10,6 @@ use crate::conntrack::ConntrackFilter;
 /// One `instances` entry: the keys of Datadog's network check (Linux), plus `procfs_path` and
 /// `sysfs_path`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Overrides the agent's procfs root (`/proc`, or `/host/proc` in the DaemonSet).
     #[serde(default)]
@@ -38,31 +37,17 @@ pub struct Instance {
     #[serde(default)]
     pub blacklist_conntrack_metrics: Option<Vec<String>>,
 
-    // Datadog keys whose data needs a subprocess (`conntrack -S`) or an ioctl (ethtool): accepted
-    // so that a Datadog config parses, and warned about when they ask for something.
+    // Datadog keys whose data needs a subprocess (`conntrack -S`) or an ioctl (ethtool): refused
+    // when they ask for something, accepted at their defaults.
     #[serde(default)]
     pub conntrack_path: Option<String>,
+    /// Only changes how `conntrack_path` is run; accepted either way.
     #[serde(default)]
     pub use_sudo_conntrack: Option<bool>,
     #[serde(default)]
     pub collect_aws_ena_metrics: bool,
     #[serde(default)]
     pub collect_ethtool_metrics: bool,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
-    #[serde(default)]
-    pub metric_patterns: Option<Value>,
-    #[serde(default)]
-    pub disable_generic_tags: Option<bool>,
 }
 
 fn default_true() -> bool {
@@ -87,8 +72,6 @@ pub struct Settings {
     pub combine_connection_states: bool,
     pub collect_rate_metrics: bool,
     pub collect_count_metrics: bool,
-    /// Options that ask for what this check does not collect, to warn about.
-    pub unsupported: Vec<&'static str>,
 }
 
 impl Settings {
@@ -107,18 +90,17 @@ impl Settings {
             instance.whitelist_conntrack_metrics.as_deref(),
             instance.blacklist_conntrack_metrics.as_deref(),
         )?;
-        let mut unsupported = Vec::new();
-        if instance.conntrack_path.is_some() {
-            unsupported.push("conntrack_path (`conntrack -S` statistics need a subprocess)");
+        if instance.conntrack_path.as_deref().is_some_and(|path| !path.is_empty()) {
+            return Err(unsupported(
+                "conntrack_path",
+                "the statistics of `conntrack -S` need a subprocess; the conntrack sysctls are collected \
+                 (whitelist_conntrack_metrics)",
+            ));
         }
-        if instance.collect_aws_ena_metrics {
-            unsupported.push("collect_aws_ena_metrics (needs the ethtool ioctl)");
-        }
-        if instance.collect_ethtool_metrics {
-            unsupported.push("collect_ethtool_metrics (needs the ethtool ioctl)");
-        }
-        if instance.metric_patterns.is_some() {
-            unsupported.push("metric_patterns");
+        for (option, set) in [("collect_aws_ena_metrics", instance.collect_aws_ena_metrics), ("collect_ethtool_metrics", instance.collect_ethtool_metrics)] {
+            if set {
+                return Err(unsupported(option, "the ethtool statistics need an ioctl on a socket, which checks cannot make; set it to false"));
+            }
         }
         Ok(Settings {
             procfs_root,
@@ -132,13 +114,7 @@ impl Settings {
             combine_connection_states: instance.combine_connection_states,
             collect_rate_metrics: instance.collect_rate_metrics,
             collect_count_metrics: instance.collect_count_metrics,
-            unsupported,
         })
-    }
-
-    /// What a run warns about before collecting (and `validate` gives as warnings).
-    pub fn warnings(&self) -> Vec<String> {
-        self.unsupported.iter().map(|option| format!("{option} is not supported by this check, ignoring it")).collect()
     }
 
     /// Whether `excluded_interfaces` or `excluded_interface_re` drops this interface.

@@ -7,7 +7,8 @@ use adrt_check_sdk::{Check, CheckError, Context, Level, MetricKind};
 use crate::connections::{TcpSocket, state_name};
 use crate::interfaces::{DevCounters, parse_dev_line};
 use crate::protocols::parse_tables;
-use crate::{Network, config::Instance};
+use crate::Network;
+use crate::config::{Instance, Settings};
 
 const DEV: &str = include_str!("../tests/data/proc_net_dev");
 const SNMP: &str = include_str!("../tests/data/proc_net_snmp");
@@ -526,43 +527,49 @@ fn table_parser() {
 
 #[test]
 fn instance_keys_are_checked() {
-    let parse = |json: &str| adrt_check_sdk::check::parse_config::<Instance>("instance", json);
-    assert!(
-        parse(r#"{"colect_connection_state": true}"#)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown field `colect_connection_state`")
-    );
+    let parse = |json: &str| adrt_check_sdk::instance::parse::<Instance>(json);
+    let typos = parse(r#"{"colect_connection_state": true, "excluded_interface": ["lo"]}"#).unwrap();
+    assert_eq!(typos.warnings, ["unknown key `colect_connection_state`", "unknown key `excluded_interface`"]);
+    // Every option of Datadog's spec, at values adrt honours.
     let datadog = r#"{"collect_connection_state": false, "collect_connection_queues": false, "excluded_interfaces": ["lo", "lo0"],
         "excluded_interface_re": "veth.*", "combine_connection_states": true, "collect_rate_metrics": true,
-        "collect_count_metrics": false, "conntrack_path": "/usr/sbin/conntrack", "use_sudo_conntrack": true,
+        "collect_count_metrics": false, "conntrack_path": null, "use_sudo_conntrack": true,
         "whitelist_conntrack_metrics": ["max"], "blacklist_conntrack_metrics": [], "collect_aws_ena_metrics": false,
         "collect_ethtool_metrics": false, "tags": ["a:b"], "service": "s", "min_collection_interval": 15,
         "empty_default_hostname": false, "metric_patterns": {"include": ["x"]}, "disable_generic_tags": true}"#;
-    let instance = parse(datadog).unwrap();
-    assert_eq!(instance.excluded_interfaces.as_deref(), Some(&["lo".to_string(), "lo0".to_string()][..]));
-    assert!(parse(r#"{"excluded_interfaces": "lo"}"#).is_err());
+    let parsed = parse(datadog).unwrap();
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    assert_eq!(parsed.own.excluded_interfaces.as_deref(), Some(&["lo".to_string(), "lo0".to_string()][..]));
+    assert!(Settings::new(parsed.own, &default_host().agent).is_ok());
+    let error = parse(r#"{"excluded_interfaces": "lo"}"#).unwrap_err().to_string();
+    assert!(error.contains("`excluded_interfaces`: invalid type"), "{error}");
     assert!(parse(r#"{"excluded_interfaces": null, "tags": null}"#).is_ok());
 }
 
 #[test]
-fn unsupported_options_are_warned_about() {
+fn options_that_need_a_subprocess_or_an_ioctl_are_refused_by_name() {
+    let refused = [
+        (serde_json::json!({"conntrack_path": "/usr/sbin/conntrack"}), "conntrack_path"),
+        (serde_json::json!({"collect_ethtool_metrics": true}), "collect_ethtool_metrics"),
+        (serde_json::json!({"collect_aws_ena_metrics": true}), "collect_aws_ena_metrics"),
+    ];
+    for (json, option) in refused {
+        let error = run(&mut default_host(), json.clone()).unwrap_err();
+        let CheckError::Config(message) = &error else { panic!("{error:?}") };
+        assert!(message.starts_with(&format!("option `{option}` is not supported by adrt: ")), "{message}");
+        assert_eq!(Network.validate(instance(json), &default_host().agent), Err(error));
+    }
+    // Their defaults are accepted, and so is `use_sudo_conntrack`, which only changes `conntrack_path`.
+    let defaults = serde_json::json!({"conntrack_path": "", "use_sudo_conntrack": false, "collect_ethtool_metrics": false,
+        "collect_aws_ena_metrics": false});
     let mut host = default_host();
-    run(&mut host, serde_json::json!({"conntrack_path": "/usr/sbin/conntrack", "collect_ethtool_metrics": true}))
-        .unwrap();
-    let warnings = logs(&host, Level::Warn);
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].starts_with("conntrack_path (`conntrack -S` statistics need a subprocess) is not supported"));
-    assert!(host.metrics_named("system.net.conntrack.insert_failed").is_empty());
+    run(&mut host, defaults).unwrap();
+    assert!(logs(&host, Level::Warn).is_empty());
 }
 
 #[test]
-fn validate_gives_the_warnings_and_errors_of_a_run() {
-    let json = serde_json::json!({"conntrack_path": "/usr/sbin/conntrack", "collect_ethtool_metrics": true});
-    let mut host = default_host();
-    run(&mut host, json.clone()).unwrap();
-    let agent = host.agent.clone();
-    assert_eq!(Network.validate(instance(json), &agent).unwrap(), logs(&host, Level::Warn));
+fn validate_gives_the_errors_of_a_run() {
+    let agent = default_host().agent;
     let bad = serde_json::json!({"excluded_interface_re": "(", "procfs_path": "/proc"});
     let error = run(&mut default_host(), bad.clone()).unwrap_err();
     assert!(matches!(&error, CheckError::Config(m) if m.starts_with("excluded_interface_re: invalid regular expression")), "{error:?}");

@@ -11,22 +11,12 @@ use serde::Deserialize;
 pub struct Nginx;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     pub nginx_status_url: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout: f64,
     #[serde(default = "default_true", alias = "ssl_validation")]
     pub tls_verify: bool,
-    /// Read by the agent's scheduler, accepted here so a full instance parses.
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 fn default_timeout() -> f64 {
@@ -156,8 +146,8 @@ impl Check for Nginx {
 
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
         let Target { host, port, timeout } = Target::of(&instance)?;
-        let mut tags = vec![format!("nginx_host:{host}"), format!("port:{port}")];
-        tags.extend(instance.tags.iter().cloned());
+        // The agent adds the instance's `tags`.
+        let tags = vec![format!("nginx_host:{host}"), format!("port:{port}")];
 
         let options = HttpOptions { timeout: Some(timeout), tls_verify: instance.tls_verify, ..HttpOptions::default() };
         let url = &instance.nginx_status_url;
@@ -244,7 +234,7 @@ mod tests {
     }
 
     fn instance(url: &str) -> Instance {
-        serde_json::from_value(serde_json::json!({"nginx_status_url": url, "tags": ["env:test"]})).unwrap()
+        serde_json::from_value(serde_json::json!({"nginx_status_url": url})).unwrap()
     }
 
     #[test]
@@ -252,7 +242,7 @@ mod tests {
         let mut host = MockHost::default();
         host.http.insert("http://h:8080/s".into(), MockHost::ok(PAGE));
         Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h:8080/s")).unwrap();
-        let tags = ["nginx_host:h", "port:8080", "env:test"];
+        let tags = ["nginx_host:h", "port:8080"];
         assert_eq!(host.metric_value("nginx.net.connections", &tags), Some(291.0));
         assert_eq!(host.metric_value("nginx.net.conn_dropped_per_s", &tags), Some(8.0));
         assert_eq!(host.metric_value("nginx.net.request_per_s", &tags), Some(31070465.0));
@@ -298,12 +288,10 @@ mod tests {
 
     #[test]
     fn instance_keys_are_checked() {
-        let parse = |json: &str| adrt_check_sdk::check::parse_config::<Instance>("instance", json);
+        let parse = |json: &str| adrt_check_sdk::instance::parse::<Instance>(json);
         assert!(parse("{}").unwrap_err().to_string().contains("missing field `nginx_status_url`"));
-        assert!(parse(r#"{"nginx_status_url": "http://h/", "tls_verfy": false}"#)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown field `tls_verfy`"));
-        assert!(!parse(r#"{"nginx_status_url": "http://h/", "ssl_validation": false}"#).unwrap().tls_verify);
+        let typo = parse(r#"{"nginx_status_url": "http://h/", "tls_verfy": false, "tags": ["a:b"]}"#).unwrap();
+        assert_eq!(typo.warnings, ["unknown key `tls_verfy`"]);
+        assert!(!parse(r#"{"nginx_status_url": "http://h/", "ssl_validation": false}"#).unwrap().own.tls_verify);
     }
 }

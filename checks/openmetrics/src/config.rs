@@ -17,7 +17,6 @@ pub const ACCEPT_OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0
 
 /// One `instances` entry.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     pub openmetrics_endpoint: String,
     #[serde(default)]
@@ -66,17 +65,6 @@ pub struct Instance {
     pub tag_by_endpoint: bool,
     #[serde(default)]
     pub use_latest_spec: bool,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 fn default_true() -> bool {

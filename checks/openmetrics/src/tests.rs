@@ -381,8 +381,9 @@ fn configs_refused_with_the_key_named() {
     assert!(refused(json!({"max_returned_metrics": -1})).contains("max_returned_metrics must be a positive number"));
     assert_eq!(OpenMetrics.validate(instance(json!({"enable_health_service_check": false})), &agent), Ok(vec![]));
 
-    let parse = |json: &str| adrt_check_sdk::check::parse_config::<Instance>("instance", json).unwrap_err().to_string();
-    assert!(parse(r#"{"metrics": [".*"]}"#).contains("missing field `openmetrics_endpoint`"));
-    assert!(parse(r#"{"openmetrics_endpoint": "http://h/"}"#).contains("missing field `metrics`"));
-    assert!(parse(r#"{"openmetrics_endpoint": "http://h/", "metrics": [], "namespce": "x"}"#).contains("unknown field `namespce`"));
+    let parse = |json: &str| adrt_check_sdk::instance::parse::<Instance>(json);
+    assert!(parse(r#"{"metrics": [".*"]}"#).unwrap_err().to_string().contains("missing field `openmetrics_endpoint`"));
+    assert!(parse(r#"{"openmetrics_endpoint": "http://h/"}"#).unwrap_err().to_string().contains("missing field `metrics`"));
+    let typo = parse(r#"{"openmetrics_endpoint": "http://h/", "metrics": [], "namespce": "x"}"#).unwrap();
+    assert_eq!(typo.warnings, ["unknown key `namespce`"]);
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::bindings::adrt::check::types as wit;
 use crate::context::Context;
 use crate::host::{self, AgentContext, WasmHost};
+use crate::instance;
 
 /// Why `init` or `run` failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,10 @@ pub trait Check: Sized + 'static {
     const VERSION: &'static str;
     /// The `init_config` section; `{}` when the config has none.
     type InitConfig: DeserializeOwned;
-    /// One entry of `instances`.
+    /// One entry of `instances`: the check's own keys. The options every check shares (`tags`,
+    /// `service`, ... see [`instance`](crate::instance)) are the SDK's and the agent's; declare
+    /// one only to read it. Do not deny unknown fields: the SDK names every unknown key as a
+    /// warning.
     type Instance: DeserializeOwned;
 
     fn init(init_config: Self::InitConfig) -> Result<Self, CheckError>;
@@ -103,14 +107,19 @@ pub fn init<C: Check>(init_config: &str) -> Result<(), wit::CheckError> {
 #[doc(hidden)]
 pub fn run<C: Check>(instance_id: &str, instance: &str) -> Result<(), wit::CheckError> {
     host::install_panic_hook();
-    let instance = parse_config::<C::Instance>("instance", instance).map_err(to_wit)?;
+    let instance = instance::parse::<C::Instance>(instance).map_err(to_wit)?;
     LIVE.with(|live| {
         let live = live.borrow();
         let check = live
             .as_ref()
             .and_then(|c| c.downcast_ref::<C>())
             .ok_or_else(|| wit::CheckError::Run("run called before init".to_string()))?;
-        check.run(&mut Context::new(&mut WasmHost, instance_id), instance).map_err(to_wit)
+        let mut host = WasmHost;
+        let mut ctx = Context::new(&mut host, instance_id);
+        for warning in &instance.warnings {
+            ctx.warn(warning);
+        }
+        check.run(&mut ctx, instance.own).map_err(to_wit)
     })
 }
 
@@ -118,9 +127,11 @@ pub fn run<C: Check>(instance_id: &str, instance: &str) -> Result<(), wit::Check
 pub fn validate<C: Check>(init_config: &str, instance: &str) -> Result<Vec<String>, wit::CheckError> {
     host::install_panic_hook();
     let check = parse_config::<C::InitConfig>("init_config", init_config).and_then(C::init).map_err(to_wit)?;
-    let instance = parse_config::<C::Instance>("instance", instance).map_err(to_wit)?;
+    let instance = instance::parse::<C::Instance>(instance).map_err(to_wit)?;
     let agent = crate::bindings::adrt::check::agent::context();
-    check.validate(instance, &agent).map_err(to_wit)
+    let mut warnings = instance.warnings;
+    warnings.extend(check.validate(instance.own, &agent).map_err(to_wit)?);
+    Ok(warnings)
 }
 
 fn to_wit(error: CheckError) -> wit::CheckError {

@@ -34,7 +34,7 @@
 //! The macro also exports `validate`, which the agent calls to lint a config without running
 //! it: the init_config and instance are parsed by the same serde types and passed to the same
 //! [`Check::init`] as for a run, so a config a run would refuse is refused with the same message
-//! (`invalid instance: missing field ...`). What `run` checks of its instance beyond serde
+//! (`invalid instance: missing field ...`), and the same ``unknown key `NAME` `` warnings. What `run` checks of its instance beyond serde
 //! belongs in a function that both `run` and [`Check::validate`] call; `validate` may also give
 //! warnings. Its default finds nothing more.
 //!
@@ -49,6 +49,8 @@
 //! - [`host`]: the [`Host`] trait — every import the agent offers — and its wasm implementation.
 //! - [`context`]: [`Context`], what a check's `run` talks to.
 //! - [`check`]: the [`Check`] trait and the glue the export macro expands to.
+//! - [`instance`]: an instance split into the options every check shares and the check's own,
+//!   with every unknown key named.
 //! - [`testing`]: [`testing::MockHost`], to unit-test a check's logic on the native target.
 
 #[doc(hidden)]
@@ -66,6 +68,7 @@ pub mod bindings {
 pub mod check;
 pub mod context;
 pub mod host;
+pub mod instance;
 pub mod testing;
 
 pub use check::{Check, CheckError, root_dir};

@@ -6,22 +6,10 @@ use serde::Deserialize;
 
 /// One `instances` entry: Datadog's uptime check has no option of its own.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Overrides the agent's procfs root (`/proc`, or `/host/proc` in the DaemonSet).
     #[serde(default)]
     pub procfs_path: Option<String>,
-
-    // Datadog's common instance keys: the host applies `tags` and schedules by
-    // `min_collection_interval`; the others are accepted and ignored.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub min_collection_interval: Option<f64>,
-    #[serde(default)]
-    pub empty_default_hostname: Option<bool>,
 }
 
 pub struct Uptime;

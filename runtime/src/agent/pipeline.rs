@@ -75,6 +75,11 @@ impl Runner for Pipeline {
             if !config.provenance.place.is_empty() {
                 self.registry.engine().services().describe_instance(&config.id, &config.provenance);
             }
+            let options = match &job.options {
+                Ok(options) => options.clone(),
+                // `resolve` schedules no such instance; one made elsewhere fails each run the same way.
+                Err(reason) => return RunSummary { error: Some(format!("invalid instance: {reason}")), ..RunSummary::default() },
+            };
             let mut execution = match self.secrets.resolve(Author::of(config), &job.init_config, &job.instance).await {
                 Ok(resolved) => {
                     if resolved.init_config != *job.init_config {
@@ -99,7 +104,7 @@ impl Runner for Pipeline {
                 if let Some(version) = &execution.version {
                     kept.note_version(&config.id, version);
                 }
-                kept.aggregator.flush(&config.id, &job.tags, Instant::now(), submissions)
+                kept.aggregator.flush(&config.id, &options, Instant::now(), submissions)
             };
             let summary = RunSummary {
                 error: execution.error,
@@ -153,7 +158,7 @@ mod tests {
     /// and says whether the aggregator emitted a rate.
     fn run(kept: &mut Kept, at: Instant, version: &str, value: f64) -> bool {
         kept.note_version("web:1", version);
-        !kept.aggregator.flush("web:1", &[], at, rate(value)).series.is_empty()
+        !kept.aggregator.flush("web:1", &Default::default(), at, rate(value)).series.is_empty()
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Telemetry {
             add_tagged("adrt.policy.denied", MetricKind::MonotonicCount, *count as f64, vec![format!("rule:{rule}")]);
         }
         let submissions = Submissions { samples, ..Submissions::default() };
-        let flushed = self.aggregator.flush(INSTANCE_ID, &[], Instant::now(), submissions);
+        let flushed = self.aggregator.flush(INSTANCE_ID, &Default::default(), Instant::now(), submissions);
         Batch { config: self.config.clone(), flushed, at: SystemTime::now() }
     }
 }

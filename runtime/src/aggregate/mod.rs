@@ -7,7 +7,9 @@
 //! - `histogram`: `.max`, `.median`, `.avg`, `.count` and `.95percentile` of the run's samples.
 //!
 //! The first run of a counter emits nothing, and neither does a counter reset (a smaller raw
-//! value): a negative rate is never reported. The instance's `tags` are added to everything.
+//! value): a negative rate is never reported. The instance's options are applied to everything
+//! (see [`InstanceOptions`]): its tags added, `metric_patterns` filtering metrics by the name the
+//! check submitted, `disable_generic_tags` and `empty_default_hostname`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::exec::submission::{Event, MetricKind, ServiceCheck, Submissions};
+use crate::instance_options::InstanceOptions;
 
 /// One aggregated value, ready to print or send.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,18 +67,18 @@ impl Aggregator {
         Self::default()
     }
 
-    /// Aggregates one run of `instance_id`, taken at `at`, adding `instance_tags` to everything.
-    pub fn flush(&mut self, instance_id: &str, instance_tags: &[String], at: Instant, run: Submissions) -> Flushed {
+    /// Aggregates one run of `instance_id`, taken at `at`, applying the instance's `options`.
+    pub fn flush(&mut self, instance_id: &str, options: &InstanceOptions, at: Instant, run: Submissions) -> Flushed {
         // Gauges keep the last value, counts sum, histograms collect: group by context first,
         // preserving the order in which contexts first appeared.
         let mut order: Vec<(Context, MetricKind)> = Vec::new();
         let mut values: HashMap<(Context, MetricKind), Vec<f64>> = HashMap::new();
-        for sample in run.samples {
+        for sample in run.samples.into_iter().filter(|sample| options.keeps(&sample.name)) {
             let context = Context {
                 instance: instance_id.to_string(),
-                tags: with_tags(sample.tags, sample.device.as_deref(), instance_tags),
+                tags: with_tags(options.submitted_tags(sample.tags), sample.device.as_deref(), options.tags()),
                 name: sample.name,
-                hostname: sample.hostname,
+                hostname: options.hostname(sample.hostname),
             };
             let key = (context, sample.kind);
             match values.get_mut(&key) {
@@ -118,7 +121,8 @@ impl Aggregator {
             .service_checks
             .into_iter()
             .map(|mut check| {
-                check.tags = with_tags(check.tags, None, instance_tags);
+                check.tags = with_tags(options.submitted_tags(check.tags), None, options.tags());
+                check.hostname = options.hostname(check.hostname);
                 check
             })
             .collect();
@@ -126,7 +130,8 @@ impl Aggregator {
             .events
             .into_iter()
             .map(|mut event| {
-                event.tags = with_tags(event.tags, None, instance_tags);
+                event.tags = with_tags(options.submitted_tags(event.tags), None, options.tags());
+                event.hostname = options.hostname(event.hostname);
                 event
             })
             .collect();
@@ -198,18 +203,22 @@ mod tests {
         Submissions { samples, ..Default::default() }
     }
 
+    fn none() -> InstanceOptions {
+        InstanceOptions::default()
+    }
+
     #[test]
     fn rates_need_two_runs_and_never_go_negative() {
         let mut agg = Aggregator::new();
         let t0 = Instant::now();
-        let first = agg.flush("i", &[], t0, run(vec![sample("r", MetricKind::Rate, 100.0)]));
+        let first = agg.flush("i", &none(), t0, run(vec![sample("r", MetricKind::Rate, 100.0)]));
         assert!(first.series.is_empty(), "the first run of a rate emits nothing");
-        let second = agg.flush("i", &[], t0 + Duration::from_secs(2), run(vec![sample("r", MetricKind::Rate, 110.0)]));
+        let second = agg.flush("i", &none(), t0 + Duration::from_secs(2), run(vec![sample("r", MetricKind::Rate, 110.0)]));
         assert_eq!(second.series[0].value, 5.0);
         assert_eq!(second.series[0].kind, MetricKind::Rate);
-        let reset = agg.flush("i", &[], t0 + Duration::from_secs(3), run(vec![sample("r", MetricKind::Rate, 3.0)]));
+        let reset = agg.flush("i", &none(), t0 + Duration::from_secs(3), run(vec![sample("r", MetricKind::Rate, 3.0)]));
         assert!(reset.series.is_empty(), "a counter reset emits nothing");
-        let after = agg.flush("i", &[], t0 + Duration::from_secs(4), run(vec![sample("r", MetricKind::Rate, 7.0)]));
+        let after = agg.flush("i", &none(), t0 + Duration::from_secs(4), run(vec![sample("r", MetricKind::Rate, 7.0)]));
         assert_eq!(after.series[0].value, 4.0);
     }
 
@@ -217,8 +226,8 @@ mod tests {
     fn monotonic_counts_emit_deltas() {
         let mut agg = Aggregator::new();
         let t0 = Instant::now();
-        agg.flush("i", &[], t0, run(vec![sample("c", MetricKind::MonotonicCount, 10.0)]));
-        let out = agg.flush("i", &[], t0 + Duration::from_secs(10), run(vec![sample("c", MetricKind::MonotonicCount, 25.0)]));
+        agg.flush("i", &none(), t0, run(vec![sample("c", MetricKind::MonotonicCount, 10.0)]));
+        let out = agg.flush("i", &none(), t0 + Duration::from_secs(10), run(vec![sample("c", MetricKind::MonotonicCount, 25.0)]));
         assert_eq!(out.series[0].value, 15.0);
     }
 
@@ -226,11 +235,11 @@ mod tests {
     fn counters_are_kept_per_instance_and_forgotten() {
         let mut agg = Aggregator::new();
         let t0 = Instant::now();
-        agg.flush("a", &[], t0, run(vec![sample("r", MetricKind::Rate, 1.0)]));
-        let other = agg.flush("b", &[], t0 + Duration::from_secs(1), run(vec![sample("r", MetricKind::Rate, 5.0)]));
+        agg.flush("a", &none(), t0, run(vec![sample("r", MetricKind::Rate, 1.0)]));
+        let other = agg.flush("b", &none(), t0 + Duration::from_secs(1), run(vec![sample("r", MetricKind::Rate, 5.0)]));
         assert!(other.series.is_empty(), "instance b has no previous value of its own");
         agg.forget("a");
-        let again = agg.flush("a", &[], t0 + Duration::from_secs(2), run(vec![sample("r", MetricKind::Rate, 2.0)]));
+        let again = agg.flush("a", &none(), t0 + Duration::from_secs(2), run(vec![sample("r", MetricKind::Rate, 2.0)]));
         assert!(again.series.is_empty());
     }
 
@@ -239,7 +248,7 @@ mod tests {
         let mut agg = Aggregator::new();
         let out = agg.flush(
             "i",
-            &[],
+            &none(),
             Instant::now(),
             run(vec![
                 sample("g", MetricKind::Gauge, 1.0),
@@ -256,7 +265,7 @@ mod tests {
     fn histograms_report_datadog_aggregates() {
         let mut agg = Aggregator::new();
         let samples = (1..=10).map(|v| sample("h", MetricKind::Histogram, f64::from(v))).collect();
-        let out = agg.flush("i", &[], Instant::now(), run(samples));
+        let out = agg.flush("i", &none(), Instant::now(), run(samples));
         let values: Vec<(&str, f64)> = out.series.iter().map(|s| (s.name.as_str(), s.value)).collect();
         assert_eq!(values, [("h.max", 10.0), ("h.median", 5.0), ("h.avg", 5.5), ("h.count", 10.0), ("h.95percentile", 10.0)]);
     }
@@ -266,10 +275,10 @@ mod tests {
         let mut agg = Aggregator::new();
         let mut s = sample("g", MetricKind::Gauge, 1.0);
         s.device = Some("eth0".into());
-        let tags = vec!["env:prod".to_string(), "a:1".to_string()];
+        let options = InstanceOptions::parse("x", &serde_json::json!({"tags": ["env:prod", "a:1"]}), &[]).unwrap();
         let out = agg.flush(
             "i",
-            &tags,
+            &options,
             Instant::now(),
             Submissions {
                 samples: vec![s],
@@ -286,5 +295,23 @@ mod tests {
         );
         assert_eq!(out.series[0].tags, ["a:1", "device:eth0", "env:prod"]);
         assert_eq!(out.service_checks[0].tags, ["env:prod", "a:1"]);
+    }
+
+    #[test]
+    fn instance_options_filter_rename_and_drop_the_host() {
+        let instance = serde_json::json!({"metric_patterns": {"include": ["^h$", "^g"], "exclude": ["skipped"]},
+            "disable_generic_tags": true, "empty_default_hostname": true, "service": "web"});
+        let options = InstanceOptions::parse("x", &instance, &[]).unwrap();
+        let mut named = sample("g.named", MetricKind::Gauge, 1.0);
+        named.hostname = Some("db-1".into());
+        let mut generic = sample("g", MetricKind::Gauge, 2.0);
+        generic.tags = vec!["host:h1".into()];
+        let mut samples = vec![named, generic, sample("g.skipped", MetricKind::Gauge, 3.0), sample("other", MetricKind::Gauge, 4.0)];
+        samples.extend((1..=3).map(|v| sample("h", MetricKind::Histogram, f64::from(v))));
+        let out = Aggregator::new().flush("i", &options, Instant::now(), run(samples));
+        let names: Vec<&str> = out.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["g.named", "g", "h.max", "h.median", "h.avg", "h.count", "h.95percentile"], "histograms are matched by the submitted name");
+        assert_eq!((out.series[0].hostname.as_deref(), out.series[1].hostname.as_deref()), (Some("db-1"), Some("")));
+        assert_eq!(out.series[1].tags, ["x_host:h1", "service:web"]);
     }
 }

@@ -164,7 +164,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for p in &planned {
-        check_tags(&p.config.instance)?;
+        // Bad shared options (a tag that is not a string, a `metric_patterns` regex) are the
+        // command's failure, named with their key, before anything runs.
+        p.config.options().map_err(|reason| anyhow::anyhow!("{}: {reason}", p.label))?;
         // A value under a secret key (`password`, `api_key`, ...) is masked wherever the check
         // echoes it; an unknown key the check names is located in the file it was written in.
         crate::secrets::keys::learn(&p.config.init_config, &services.scrubber);
@@ -180,7 +182,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     for Planned { label, config } in planned {
         let (init_json, instance_json) = (config.init_config.to_string(), config.instance.to_string());
         load(&registry, &name, &init_json).await?;
-        let tags = config.instance_tags();
+        let options = config.options().map_err(|reason| anyhow::anyhow!("{label}: {reason}"))?;
         let author = Author::of(&config);
         let mut report = Report {
             check: name.clone(),
@@ -211,7 +213,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 report.rates_pending =
                     execution.submissions.samples.iter().any(|s| matches!(s.kind, MetricKind::Rate | MetricKind::MonotonicCount));
             }
-            let flushed = aggregator.flush(&config.id, &tags, Instant::now(), execution.submissions);
+            let flushed = aggregator.flush(&config.id, &options, Instant::now(), execution.submissions);
             report.runs.push(RunReport {
                 metrics: flushed.series,
                 service_checks: flushed.service_checks,
@@ -283,18 +285,6 @@ fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
         bail!("{flag} must be a JSON object, got {text}");
     }
     Ok(value)
-}
-
-/// The instance's `tags`, which the host adds to everything the check submits, must be strings.
-fn check_tags(instance: &Value) -> anyhow::Result<()> {
-    match instance.get("tags") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Array(items)) => match items.iter().find(|t| !t.is_string()) {
-            Some(t) => bail!("instance key `tags`: {t} is not a string"),
-            None => Ok(()),
-        },
-        Some(other) => bail!("instance key `tags` must be a list of strings, got {other}"),
-    }
 }
 
 /// `1 metric`, `2 metrics`, `0 events`, `1 service check`.

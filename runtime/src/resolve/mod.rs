@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::annotations;
 use crate::config::{PrometheusScrape, TagSettings};
 use crate::instance_id::instance_id;
+use crate::instance_options::InstanceOptions;
 use crate::model::{CheckTemplate, Entity, MAX_INTERVAL, Problem, Provenance, Severity};
 use crate::pod::{Container, Pod};
 use crate::policy::{CheckPolicy, Reach};
@@ -112,17 +113,11 @@ impl ResolvedConfig {
         }
     }
 
-    /// The instance's own `tags` plus the container's, which the host adds to everything the
-    /// instance submits.
-    pub fn instance_tags(&self) -> Vec<String> {
-        let own = self.instance.get("tags").and_then(|t| t.as_array()).into_iter().flatten().filter_map(|t| t.as_str());
-        let mut tags: Vec<String> = own.map(str::to_string).collect();
-        for tag in &self.tags {
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
-            }
-        }
-        tags
+    /// The options the host applies to everything the instance submits: its own `tags`,
+    /// `service`, then the container's tags; `metric_patterns`, ... An error names the key;
+    /// [`discover_pod`] and [`static_configs`] resolve no instance whose options are invalid.
+    pub fn options(&self) -> Result<InstanceOptions, String> {
+        InstanceOptions::parse(&self.check, &self.instance, &self.tags)
     }
 }
 
@@ -407,6 +402,11 @@ impl Scope<'_> {
                 }
             },
         };
+        if let Err(reason) = InstanceOptions::parse(c.check, &instance, &[]) {
+            out.problems.push(problem(Severity::Error, format!("{}: check `{}`: {reason}", c.origin, c.check)));
+            out.unresolved.push(unresolved(reason));
+            return;
+        }
         let id = instance_id(c.check, &[&self.source.pod_uid, &self.source.container], c.init_config, &instance);
         if let Some(first) = out.resolved.iter().find(|r| r.id == id) {
             out.problems.push(problem(

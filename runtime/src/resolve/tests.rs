@@ -493,6 +493,24 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "the shared options the host applies are checked before scheduling, naming the key",
+        annotations: &[(
+            "ad.datadoghq.com/web.checks",
+            r#"{"nginx": {"instances": [{"service": "web", "metric_patterns": {"include": ["^nginx\\."]}}, {"metric_patterns": {"include": ["ok", "(x"]}}, {"service": ["web"]}, {"tags": "a:b"}]}}"#,
+        )],
+        resolved: &[("web", "nginx", "v2", r#"{"service": "web", "metric_patterns": {"include": ["^nginx\\."]}}"#)],
+        unresolved: &[
+            ("nginx", "instance key `metric_patterns.include[1]`: invalid regular expression \"(x\": unclosed group"),
+            ("nginx", "instance key `service` must be a string, got [\"web\"]"),
+            ("nginx", "instance key `tags` must be a list of strings, got \"a:b\""),
+        ],
+        problems: &[
+            (E, "container web", "`metric_patterns.include[1]`"),
+            (E, "container web", "`service` must be a string"),
+            (E, "container web", "`tags` must be a list of strings"),
+        ],
+    },
+    Case {
         name: "malformed tag annotations",
         annotations: &[
             ("ad.datadoghq.com/tags", "{team: a}"),

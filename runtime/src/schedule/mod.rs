@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
+use crate::instance_options::InstanceOptions;
 use crate::model::MAX_INTERVAL;
 use crate::resolve::ResolvedConfig;
 use crate::status::{self, CheckStatus, InstanceStatus};
@@ -50,8 +51,9 @@ pub struct Job {
     /// `config.init_config` and `config.instance` as JSON text, made once per instance.
     pub init_config: Arc<str>,
     pub instance: Arc<str>,
-    /// The instance's own `tags` plus the pod's tags, which the host adds to everything.
-    pub tags: Arc<[String]>,
+    /// What the host applies to everything the instance submits (its tags, the pod's, its
+    /// `metric_patterns`, ...), or why the instance's options are invalid (its runs then fail).
+    pub options: Result<Arc<InstanceOptions>, String>,
 }
 
 /// How a run went, for the status of its instance.
@@ -145,7 +147,7 @@ impl Scheduler {
             }
             scheduled.paused = desired.paused;
             // Same ID: only the pod's tags or the provider text can differ.
-            scheduled.job.tags = desired.config.instance_tags().into();
+            scheduled.job.options = desired.config.options().map(Arc::new);
             scheduled.job.config = Arc::new(desired.config);
         }
         for (id, desired) in wanted {
@@ -160,7 +162,7 @@ impl Scheduler {
             let job = Job {
                 init_config: config.init_config.to_string().into(),
                 instance: config.instance.to_string().into(),
-                tags: config.instance_tags().into(),
+                options: config.options().map(Arc::new),
                 config: Arc::new(config),
             };
             let scheduled =

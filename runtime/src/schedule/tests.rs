@@ -39,7 +39,7 @@ impl Runner for FakeRunner {
             let id = job.config.id.clone();
             let started = Instant::now();
             let first = !self.runs.lock().contains_key(&id);
-            self.tags.lock().insert(id.clone(), job.tags.to_vec());
+            self.tags.lock().insert(id.clone(), job.options.as_ref().map(|o| o.tags().to_vec()).unwrap_or_default());
             {
                 let mut running = self.running.lock();
                 let count = running.entry(id.clone()).or_default();
@@ -226,7 +226,7 @@ async fn a_runner_that_panics_fails_that_run_only() {
 #[test]
 fn instance_tags_are_the_instances_then_the_containers() {
     let mut config = desired("fake:t", &["pod:1", "own:1"], false).config;
-    assert_eq!(config.instance_tags(), ["own:1", "pod:1"]);
+    assert_eq!(config.options().unwrap().tags(), ["own:1", "pod:1"]);
     config.instance = Value::Null;
-    assert_eq!(config.instance_tags(), ["pod:1", "own:1"]);
+    assert_eq!(config.options().unwrap().tags(), ["pod:1", "own:1"]);
 }

@@ -96,7 +96,8 @@ struct SeriesEntry<'a> {
     kind: u8,
     points: [TimedValue; 1],
     tags: &'a [&'a str],
-    resources: [HostResource<'a>; 1],
+    /// The host, or none for a series sent without one (`empty_default_hostname`).
+    resources: &'a [HostResource<'a>],
     interval: u8,
     source_type_name: &'static str,
 }
@@ -122,7 +123,7 @@ pub fn series_entry(point: Point<'_>) -> Vec<u8> {
         kind: api_type(point.kind, point.metric),
         points: [TimedValue { timestamp: point.timestamp, value: point.value }],
         tags: point.tags,
-        resources: [HostResource { name: point.host, kind: "host" }],
+        resources: if point.host.is_empty() { &[] } else { &[HostResource { name: point.host, kind: "host" }] },
         interval: 0,
         source_type_name: "System",
     };
