@@ -414,7 +414,16 @@ impl Agent {
                     id: d.config.id.clone(),
                     init_config: keys::mask(&d.config.init_config, scrubber),
                     instance: keys::mask(&d.config.instance, scrubber),
-                    tags: d.config.instance_tags().iter().map(|tag| scrubber.scrub(tag).into_owned()).collect(),
+                    // What the instance's results carry; a config whose options are invalid is never
+                    // scheduled, so its container's tags are all there is to show.
+                    tags: d
+                        .config
+                        .options()
+                        .map(|options| options.tags().to_vec())
+                        .unwrap_or_else(|_| d.config.tags.clone())
+                        .iter()
+                        .map(|tag| scrubber.scrub(tag).into_owned())
+                        .collect(),
                     paused: d.paused,
                     reach: d.config.reach.clone(),
                 })

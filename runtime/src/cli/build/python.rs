@@ -10,7 +10,7 @@
 //! interpreter, the SDK and the check already loaded.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
