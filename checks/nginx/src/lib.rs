@@ -17,7 +17,26 @@ use adrt_check_sdk::serde_json::Value;
 use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe, HttpClient, HttpInstance, Status};
 use serde::Deserialize;
 
-pub struct Nginx;
+pub struct Nginx {
+    init: HttpInitConfig,
+}
+
+/// `init_config`: the defaults of every instance's HTTP options, and `service` (applied by
+/// the agent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    #[serde(default)]
+    pub proxy: Option<Value>,
+    #[serde(default)]
+    pub skip_proxy: Option<bool>,
+    #[serde(default)]
+    pub log_requests: Option<bool>,
+    #[serde(default)]
+    pub service: Option<String>,
+}
 
 /// The nginx check's own keys (the shared HTTP options are [`HttpInstance::http`]).
 #[derive(Debug, Deserialize)]
@@ -152,7 +171,7 @@ struct Target {
 }
 
 impl Target {
-    fn of(instance: &HttpInstance<Instance>) -> Result<Target, CheckError> {
+    fn of(instance: &HttpInstance<Instance>, init: &HttpInitConfig) -> Result<Target, CheckError> {
         let own = &instance.instance;
         let (host, port) = host_and_port(&own.nginx_status_url).map_err(CheckError::Config)?;
         if own.use_plus_api {
@@ -171,7 +190,7 @@ impl Target {
         if http.tls_verify.is_none() {
             http.tls_verify = own.ssl_validation;
         }
-        let client = http.client(&HttpInitConfig::default(), true)?;
+        let client = http.client(init, true)?;
         Ok(Target { host, port, client })
     }
 }
@@ -179,15 +198,16 @@ impl Target {
 impl Check for Nginx {
     const NAME: &'static str = "nginx";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type InitConfig = adrt_check_sdk::serde_json::Value;
+    type InitConfig = InitConfig;
     type Instance = HttpInstance<Instance>;
 
-    fn init(_: Self::InitConfig) -> Result<Self, CheckError> {
-        Ok(Nginx)
+    fn init(init: InitConfig) -> Result<Self, CheckError> {
+        let InitConfig { timeout, proxy, skip_proxy, log_requests, service: _ } = init;
+        Ok(Nginx { init: HttpInitConfig { timeout, proxy, skip_proxy, log_requests } })
     }
 
     fn run(&self, ctx: &mut Context<'_>, instance: HttpInstance<Instance>) -> Result<(), CheckError> {
-        let Target { host, port, client } = Target::of(&instance)?;
+        let Target { host, port, client } = Target::of(&instance, &self.init)?;
         for warning in &client.warnings {
             ctx.warn(warning);
         }
@@ -236,7 +256,7 @@ impl Check for Nginx {
     }
 
     fn validate(&self, instance: HttpInstance<Instance>, _: &AgentContext) -> Result<Vec<String>, CheckError> {
-        Target::of(&instance).map(|target| target.client.warnings)
+        Target::of(&instance, &self.init).map(|target| target.client.warnings)
     }
 }
 
@@ -246,6 +266,10 @@ adrt_check_sdk::export_check!(Nginx);
 mod tests {
     use super::*;
     use adrt_check_sdk::testing::MockHost;
+
+    fn nginx() -> Nginx {
+        Nginx::init(InitConfig::default()).unwrap()
+    }
 
     const PAGE: &str = "Active connections: 291 \nserver accepts handled requests\n 16630948 16630940 31070465 \nReading: 6 Writing: 179 Waiting: 106 \n";
 
@@ -301,7 +325,7 @@ mod tests {
     fn submits_the_seven_metrics_and_can_connect() {
         let mut host = MockHost::default();
         host.http.insert("http://h:8080/s".into(), MockHost::ok(PAGE));
-        Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h:8080/s")).unwrap();
+        nginx().run(&mut Context::new(&mut host, "nginx:1"), instance("http://h:8080/s")).unwrap();
         let tags = ["nginx_host:h", "port:8080", "env:test"];
         assert_eq!(host.metric_value("nginx.net.connections", &tags), Some(291.0));
         assert_eq!(host.metric_value("nginx.net.conn_dropped_per_s", &tags), Some(8.0));
@@ -324,14 +348,14 @@ mod tests {
                 body: body.into(),
             }),
         );
-        Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/status")).unwrap();
+        nginx().run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/status")).unwrap();
         let tags = ["nginx_host:h", "port:80", "env:test"];
         assert_eq!(host.metric_value("nginx.connections.active", &tags), Some(4.0));
         assert_eq!(host.metric_value("nginx.connections.active_count", &tags), Some(4.0));
         assert_eq!(host.metric_value("nginx.server_zone.requests", &[&tags[..], &["server_zone:www"]].concat()), Some(3.0));
         // The same text without the content type is not a stub_status page.
         host.http.insert("http://h/plain".into(), MockHost::ok(body));
-        let error = Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/plain")).unwrap_err();
+        let error = nginx().run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/plain")).unwrap_err();
         assert!(error.to_string().contains("content type is not application/json"), "{error}");
     }
 
@@ -343,7 +367,7 @@ mod tests {
             "user": "Aladdin", "password": "open sesame", "headers": {"X-Trace": "abc"}, "extra_headers": {"X-More": 1},
             "timeout": 2.5, "ssl_validation": false, "allow_redirects": false,
         });
-        Nginx.run(&mut Context::new(&mut host, "nginx:1"), with("http://h/s", options)).unwrap();
+        nginx().run(&mut Context::new(&mut host, "nginx:1"), with("http://h/s", options)).unwrap();
         let request = &host.requests[0];
         let header = |name: &str| request.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         // RFC 7617's example credentials.
@@ -356,7 +380,7 @@ mod tests {
     #[test]
     fn unreachable_is_critical_and_fails_the_run() {
         let mut host = MockHost::default();
-        let error = Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h:1/s")).unwrap_err();
+        let error = nginx().run(&mut Context::new(&mut host, "nginx:1"), instance("http://h:1/s")).unwrap_err();
         assert!(matches!(&error, CheckError::Run(m) if m.contains("connection refused")), "{error:?}");
         assert_eq!(host.service_checks[0].status, Status::Critical);
         assert!(host.service_checks[0].message.as_deref().unwrap().contains("connection refused"));
@@ -370,7 +394,7 @@ mod tests {
             "http://h/s".into(),
             Ok(adrt_check_sdk::Response { status: 404, headers: vec![], body: b"nope".to_vec() }),
         );
-        let error = Nginx.run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/s")).unwrap_err();
+        let error = nginx().run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/s")).unwrap_err();
         assert!(error.to_string().contains("HTTP 404"), "{error}");
         assert_eq!(host.service_checks[0].status, Status::Critical);
     }
@@ -378,7 +402,7 @@ mod tests {
     #[test]
     fn validate_refuses_what_a_run_refuses() {
         let agent = MockHost::default().agent;
-        assert_eq!(Nginx.validate(instance("http://h:8080/s"), &agent), Ok(Vec::new()));
+        assert_eq!(nginx().validate(instance("http://h:8080/s"), &agent), Ok(Vec::new()));
         let refused = [
             ("ftp://h/s", serde_json::json!({})),
             ("http://h:8080/s", serde_json::json!({"timeout": 0})),
@@ -386,15 +410,15 @@ mod tests {
             ("http://h:8080/s", serde_json::json!({"auth_type": "ntlm"})),
         ];
         for (url, more) in refused {
-            let error = Nginx.run(&mut Context::new(&mut MockHost::default(), "nginx:1"), with(url, more.clone())).unwrap_err();
+            let error = nginx().run(&mut Context::new(&mut MockHost::default(), "nginx:1"), with(url, more.clone())).unwrap_err();
             assert!(matches!(&error, CheckError::Config(_)), "{error:?}");
-            assert_eq!(Nginx.validate(with(url, more), &agent), Err(error));
+            assert_eq!(nginx().validate(with(url, more), &agent), Err(error));
         }
-        let plus = Nginx.validate(with("http://h/s", serde_json::json!({"use_plus_api": true})), &agent).unwrap_err();
+        let plus = nginx().validate(with("http://h/s", serde_json::json!({"use_plus_api": true})), &agent).unwrap_err();
         assert!(plus.to_string().contains("option `use_plus_api` is not supported by adrt: "), "{plus}");
         // Its default, and the keys that only matter with it, are accepted.
         let quiet = serde_json::json!({"use_plus_api": false, "plus_api_version": 2, "use_plus_api_stream": true});
-        assert_eq!(Nginx.validate(with("http://h/s", quiet), &agent), Ok(Vec::new()));
+        assert_eq!(nginx().validate(with("http://h/s", quiet), &agent), Ok(Vec::new()));
     }
 
     #[test]
@@ -406,6 +430,12 @@ mod tests {
             .to_string()
             .contains("unknown field `tls_verfy`"));
         let legacy = parse(r#"{"nginx_status_url": "http://h/", "ssl_validation": false}"#).unwrap();
-        assert!(!Target::of(&legacy).unwrap().client.tls_verify);
+        assert!(!Target::of(&legacy, &HttpInitConfig::default()).unwrap().client.tls_verify);
+        // init_config's proxy is every instance's default.
+        let init = adrt_check_sdk::check::parse_config::<InitConfig>("init_config", r#"{"proxy": {"http": "http://p:3128"}, "service": "s"}"#);
+        let mut host = MockHost::default();
+        host.http.insert("http://h/s".into(), MockHost::ok(PAGE));
+        Nginx::init(init.unwrap()).unwrap().run(&mut Context::new(&mut host, "nginx:1"), instance("http://h/s")).unwrap();
+        assert_eq!(host.client_options[0].1.proxy.as_deref(), Some("http://p:3128"));
     }
 }

@@ -154,7 +154,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for HttpInstance<T> {
     }
 }
 
-/// How a request authenticates.
+/// How a request authenticates with `username` and `password`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authentication {
     None,
@@ -162,8 +162,6 @@ pub enum Authentication {
     Basic(String),
     /// Answered on the server's `401` with a `Digest` challenge.
     Digest { username: String, password: String },
-    /// `auth_token`: a token read from a file, written into a header.
-    Token(TokenAuth),
 }
 
 /// `auth_token`'s reader and writer.
@@ -193,6 +191,9 @@ pub struct HttpClient {
     /// Headers: `headers`, then `extra_headers` over them (a name in any case replaces it).
     pub headers: Vec<(String, String)>,
     pub authentication: Authentication,
+    /// `auth_token`: a token read from a file, written into a header (after the basic
+    /// credentials, so a token writing `Authorization` wins, as in Datadog).
+    pub token: Option<TokenAuth>,
     pub timeout: Duration,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
@@ -245,6 +246,7 @@ impl HttpOptions {
         }
 
         let authentication = self.authentication()?;
+        let token = self.auth_token.as_ref().filter(|token| !token.is_null()).map(token_auth).transpose()?;
         let proxy = if self.skip_proxy.or(init.skip_proxy).unwrap_or(false) {
             ProxyRule::default()
         } else {
@@ -265,6 +267,7 @@ impl HttpOptions {
         Ok(HttpClient {
             headers,
             authentication,
+            token,
             timeout,
             connect_timeout,
             read_timeout,
@@ -366,11 +369,7 @@ impl HttpOptions {
                 return Err(config(format!("auth_type `{other}` is not one Datadog knows (basic, digest, ntlm, kerberos, aws)")));
             }
         };
-        match (&self.auth_token, authentication) {
-            (Some(token), Authentication::None) => Ok(Authentication::Token(token_auth(token)?)),
-            (Some(_), _) => Err(config("auth_token and username/password both authenticate: set one of them")),
-            (None, authentication) => Ok(authentication),
-        }
+        Ok(authentication)
     }
 }
 
@@ -608,11 +607,13 @@ impl HttpClient {
     fn request_options(&self, ctx: &mut Context<'_>, extra: &[(String, String)]) -> Result<RequestOptions, HttpError> {
         let mut headers = self.headers.clone();
         let mut auth = None;
-        match &self.authentication {
-            Authentication::None | Authentication::Digest { .. } => {}
-            Authentication::Basic(credentials) => set_header(&mut headers, "Authorization", format!("Basic {credentials}")),
-            Authentication::Token(TokenAuth::BearerFile(path)) => auth = Some(Auth::BearerFile(path.clone())),
-            Authentication::Token(TokenAuth::Header { path, name, value, placeholder }) => {
+        if let Authentication::Basic(credentials) = &self.authentication {
+            set_header(&mut headers, "Authorization", format!("Basic {credentials}"));
+        }
+        match &self.token {
+            None => {}
+            Some(TokenAuth::BearerFile(path)) => auth = Some(Auth::BearerFile(path.clone())),
+            Some(TokenAuth::Header { path, name, value, placeholder }) => {
                 let token = ctx
                     .read_to_string(path)
                     .map_err(|e| HttpError::InvalidRequest(format!("auth_token: {}", e.describe())))?;

@@ -161,7 +161,13 @@ fn auth_token_writes_the_files_token_into_its_header() {
     c.get(&mut Context::new(&mut host, "t:1"), "http://h/").unwrap();
     assert!(host.requests[0].headers.contains(&("X-Token".to_string(), "Key s3cret".to_string())));
     let bearer = client(json!({"auth_token": {"reader": {"type": "file", "path": "/t"}, "writer": {"type": "header", "name": "Authorization", "value": "Bearer <TOKEN>"}}})).unwrap();
-    assert_eq!(bearer.authentication, Authentication::Token(TokenAuth::BearerFile("/t".into())));
-    let both = client(json!({"username": "a", "password": "b", "auth_token": {"reader": {"type": "file", "path": "/t"}, "writer": {"type": "header", "name": "X"}}}));
-    assert!(both.unwrap_err().to_string().contains("set one of them"));
+    assert_eq!(bearer.token, Some(TokenAuth::BearerFile("/t".into())));
+    // With basic credentials too, both headers go.
+    let both = client(json!({"username": "a", "password": "b", "auth_token": {"reader": {"type": "file", "path": "/t"}, "writer": {"type": "header", "name": "X-Token"}}})).unwrap();
+    let mut host = MockHost::default();
+    host.files.insert("/t".into(), b"tok".to_vec());
+    host.http.insert("http://h/".into(), MockHost::ok("ok"));
+    both.get(&mut Context::new(&mut host, "t:1"), "http://h/").unwrap();
+    let headers = &host.requests[0].headers;
+    assert!(headers.contains(&("Authorization".into(), "Basic YTpi".into())) && headers.contains(&("X-Token".into(), "tok".into())), "{headers:?}");
 }
