@@ -13,6 +13,7 @@
 #![no_main]
 
 use adrt_check_openmetrics::config::{Instance, Settings};
+use adrt_check_sdk::{HttpInitConfig, HttpInstance};
 use adrt_check_openmetrics::parse::{Format, Parser, canonical_number};
 use adrt_check_openmetrics::scrape::{Sink, submit_page};
 use adrt_check_sdk::host::Metric;
@@ -69,8 +70,8 @@ fuzz_target!(|data: &[u8]| {
     if flags & 4 != 0 {
         instance["raw_metric_prefix"] = json!("node_");
     }
-    let instance: Instance = serde_json::from_value(instance).expect("a valid instance");
-    let settings = Settings::new(instance).expect("valid settings");
+    let instance: HttpInstance<Instance> = serde_json::from_value(instance).expect("a valid instance");
+    let settings = Settings::new(instance, &HttpInitConfig::default()).expect("valid settings");
     let mut sink = Collect { series: 0 };
     let outcome = submit_page(&mut sink, &settings, &page, format);
     assert_eq!(outcome.submitted, sink.series);

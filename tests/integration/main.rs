@@ -6,6 +6,9 @@ mod util;
 
 /// `adrt check nginx` against a real nginx, and against a closed port.
 mod nginx;
+/// The HTTP options of Datadog's HTTP-based checks against real nginx servers (basic auth, headers,
+/// client certificates, a proxy, redirects), and the conf.d fixture with every nginx option.
+mod http_options;
 /// Hostile components: loops, hung peers, memory hoarding, panics; neighbours keep working.
 mod sandbox;
 /// A component that imports WASI runs, and its stdout reaches the log.

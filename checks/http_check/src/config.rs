@@ -2,17 +2,15 @@
 //! from them: every check of a config that needs no I/O is made here, so that `run` and
 //! `validate` refuse the same configs with the same messages.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
 
-use adrt_check_sdk::CheckError;
+use adrt_check_sdk::http_options::HttpInitConfig;
 use adrt_check_sdk::serde_json::Value;
+use adrt_check_sdk::{CheckError, HttpClient, HttpInstance};
 use regex_lite::Regex;
 use serde::Deserialize;
 
 /// Datadog's default for `http_response_status_code`: any 1xx, 2xx or 3xx.
 pub const DEFAULT_STATUS_CODE: &str = r"(1|2|3)\d\d";
-const DEFAULT_TIMEOUT_SECONDS: f64 = 10.0;
 const DEFAULT_DAYS_WARNING: i64 = 14;
 const DEFAULT_DAYS_CRITICAL: i64 = 7;
 const SECONDS_PER_DAY: i64 = 24 * 3600;
@@ -32,14 +30,22 @@ pub struct InitConfig {
     /// Applied by the agent, accepted here so that a Datadog config parses.
     #[serde(default)]
     pub service: Option<String>,
-    /// The agent never uses a proxy: `skip_proxy` is what it always does, and `proxy` is warned about.
+    /// Defaults of every instance's `skip_proxy` and `proxy`, as in Datadog.
     #[serde(default)]
     pub skip_proxy: Option<bool>,
     #[serde(default)]
     pub proxy: Option<Value>,
 }
 
-/// One `instances` entry.
+impl InitConfig {
+    /// What the shared HTTP options take from init_config.
+    fn http(&self) -> HttpInitConfig {
+        HttpInitConfig { timeout: self.timeout, proxy: self.proxy.clone(), skip_proxy: self.skip_proxy, log_requests: None }
+    }
+}
+
+/// One `instances` entry: the check's own keys (the shared HTTP options — `headers`, `timeout`,
+/// `tls_verify`, `tls_ca_cert`, `proxy`, `allow_redirects`, ... — are [`HttpInstance::http`]).
 #[derive(Debug, Deserialize)]
 pub struct Instance {
     /// The `instance:` tag, normalized as Datadog normalizes it.
@@ -50,11 +56,6 @@ pub struct Instance {
     /// The body of a POST, PUT, DELETE, PATCH or OPTIONS: a string as it is, a mapping as JSON.
     #[serde(default)]
     pub data: Option<Data>,
-    #[serde(default)]
-    pub headers: Option<BTreeMap<String, Value>>,
-    /// Seconds (default 10, or init_config's).
-    #[serde(default)]
-    pub timeout: Option<f64>,
     /// A regex matched at the start of the status code (Python's `re.match`); an integer too.
     #[serde(default)]
     pub http_response_status_code: Option<StatusCode>,
@@ -68,14 +69,13 @@ pub struct Instance {
     pub include_content: bool,
     #[serde(default = "default_true")]
     pub collect_response_time: bool,
-    /// Default false, as Datadog's http_check (see README.md).
-    #[serde(default)]
-    pub tls_verify: Option<bool>,
-    /// The legacy inverse of `tls_verify`, which wins when both are set.
+    /// The legacy inverse of `tls_verify` (which wins when both are set); `tls_verify` is off
+    /// by default, as in Datadog's http_check (see README.md).
     #[serde(default)]
     pub disable_ssl_validation: Option<bool>,
-    #[serde(default, alias = "ca_certs")]
-    pub tls_ca_cert: Option<String>,
+    /// The legacy spelling of `tls_ca_cert`.
+    #[serde(default)]
+    pub ca_certs: Option<String>,
     #[serde(default = "default_true")]
     pub check_certificate_expiration: bool,
     #[serde(default)]
@@ -88,17 +88,10 @@ pub struct Instance {
     #[serde(default)]
     pub seconds_critical: Option<i64>,
 
-    // Datadog keys accepted so that a Datadog config parses: the agent follows redirects and
-    // uses the certificate of the response whatever they say, and never uses a proxy. A warning
-    // each run when they ask for something else.
-    #[serde(default)]
-    pub allow_redirects: Option<bool>,
+    /// Accepted so that a Datadog config parses: the certificate reported is always the
+    /// response's; a warning when it asks for something else.
     #[serde(default)]
     pub use_cert_from_response: Option<bool>,
-    #[serde(default)]
-    pub skip_proxy: Option<bool>,
-    #[serde(default)]
-    pub proxy: Option<Value>,
 
     /// Shared with the agent, which adds them; read here only to leave out the `url:` tag when
     /// one of them is a `url:` tag.
@@ -131,10 +124,10 @@ pub struct Settings {
     /// Upper case, as sent.
     pub method: String,
     pub body: Option<Vec<u8>>,
+    /// The request's headers: the configured ones with the body's default `Content-Type`.
     pub headers: Vec<(String, String)>,
-    pub timeout: Duration,
-    pub tls_verify: bool,
-    pub ca_file: Option<String>,
+    /// The shared HTTP options, checked.
+    pub client: HttpClient,
     pub status: StatusExpectation,
     pub content: Option<ContentMatch>,
     pub include_content: bool,
@@ -185,7 +178,13 @@ pub struct ExpiryThresholds {
 }
 
 impl Settings {
-    pub fn new(instance: Instance, init: &InitConfig) -> Result<Settings, CheckError> {
+    pub fn new(instance: HttpInstance<Instance>, init: &InitConfig) -> Result<Settings, CheckError> {
+        let HttpInstance { http: mut options, instance } = instance;
+        if options.tls_ca_cert.is_none() {
+            options.tls_ca_cert = instance.ca_certs.clone().or_else(|| init.ca_certs.clone());
+        }
+        let default_tls_verify = instance.disable_ssl_validation.map_or(false, |disable| !disable);
+        let client = options.client(&init.http(), default_tls_verify)?;
         let expiry = instance.check_certificate_expiration.then(|| thresholds(&instance)).transpose()?;
         let url = instance.url;
         // Datadog refuses a URL that does not start with "http"; the host wants an absolute URL.
@@ -197,7 +196,7 @@ impl Settings {
         if method.is_empty() || !method.bytes().all(is_token_byte) {
             return Err(config(format!("method: {method:?} is not an HTTP method")));
         }
-        let mut headers = header_list(instance.headers.unwrap_or_default())?;
+        let mut headers = client.headers.clone();
         let body = match instance.data.filter(|_| DATA_METHODS.contains(&method.as_str())) {
             None => None,
             Some(Data::Text(text)) => {
@@ -209,10 +208,6 @@ impl Settings {
                 Some(Value::Object(fields).to_string().into_bytes())
             }
         };
-        let timeout_seconds = instance.timeout.or(init.timeout).unwrap_or(DEFAULT_TIMEOUT_SECONDS);
-        if !(timeout_seconds > 0.0 && timeout_seconds.is_finite() && timeout_seconds < 86_400.0) {
-            return Err(config(format!("timeout must be a positive number of seconds under a day, got {timeout_seconds}")));
-        }
         let pattern = match instance.http_response_status_code {
             None => DEFAULT_STATUS_CODE.to_string(),
             Some(StatusCode::Pattern(pattern)) => pattern,
@@ -227,20 +222,9 @@ impl Settings {
             }),
             _ => None,
         };
-        let tls_verify = match (instance.tls_verify, instance.disable_ssl_validation) {
-            (Some(verify), _) => verify,
-            (None, Some(disable)) => !disable,
-            (None, None) => false,
-        };
         let mut unsupported = Vec::new();
-        if instance.allow_redirects == Some(false) {
-            unsupported.push("allow_redirects: false (the agent follows redirects, up to 5)");
-        }
         if instance.use_cert_from_response == Some(false) {
             unsupported.push("use_cert_from_response: false (the certificate is the response's)");
-        }
-        if instance.proxy.is_some() || init.proxy.is_some() {
-            unsupported.push("proxy (the agent connects directly, never through a proxy)");
         }
         let has_url_tag = instance.tags.iter().flatten().any(|tag| tag.starts_with("url:"));
         Ok(Settings {
@@ -248,9 +232,7 @@ impl Settings {
             method,
             body,
             headers,
-            timeout: Duration::from_secs_f64(timeout_seconds),
-            tls_verify,
-            ca_file: instance.tls_ca_cert.or_else(|| init.ca_certs.clone()),
+            client,
             status,
             content,
             include_content: instance.include_content,
@@ -264,7 +246,8 @@ impl Settings {
 
     /// What a run warns about before its request (and `validate` gives as warnings).
     pub fn warnings(&self) -> Vec<String> {
-        self.unsupported.iter().map(|option| format!("{option} is not supported by this check, ignoring it")).collect()
+        let ignored = self.unsupported.iter().map(|option| format!("{option} is not supported by this check, ignoring it"));
+        self.client.warnings.iter().cloned().chain(ignored).collect()
     }
 
     pub fn is_https(&self) -> bool {
@@ -307,28 +290,6 @@ fn thresholds(instance: &Instance) -> Result<ExpiryThresholds, CheckError> {
         )));
     }
     Ok(ExpiryThresholds { warning_seconds, critical_seconds })
-}
-
-/// `headers` as sent: strings as they are, numbers and booleans as their text.
-fn header_list(headers: BTreeMap<String, Value>) -> Result<Vec<(String, String)>, CheckError> {
-    headers
-        .into_iter()
-        .map(|(name, value)| {
-            if name.is_empty() || !name.bytes().all(is_token_byte) {
-                return Err(config(format!("headers: {name:?} is not a header name")));
-            }
-            let text = match value {
-                Value::String(text) => text,
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                other => return Err(config(format!("headers.{name} must be a string, got {other}"))),
-            };
-            if text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(config(format!("headers.{name} holds a line break or NUL")));
-            }
-            Ok((name, text))
-        })
-        .collect()
 }
 
 fn default_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {

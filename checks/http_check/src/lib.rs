@@ -15,7 +15,7 @@ pub mod verdict;
 
 use std::time::Duration;
 
-use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe, HttpError, HttpOptions, Status};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe, HttpError, HttpInstance, Status};
 
 use config::{InitConfig, Instance, Settings};
 use verdict::{Availability, CertificateReport};
@@ -28,7 +28,7 @@ impl Check for HttpCheck {
     const NAME: &'static str = "http_check";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type InitConfig = InitConfig;
-    type Instance = Instance;
+    type Instance = HttpInstance<Instance>;
 
     fn init(init: InitConfig) -> Result<Self, CheckError> {
         if let Some(timeout) = init.timeout.filter(|t| !(*t > 0.0 && t.is_finite())) {
@@ -37,20 +37,13 @@ impl Check for HttpCheck {
         Ok(HttpCheck { init })
     }
 
-    fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
+    fn run(&self, ctx: &mut Context<'_>, instance: HttpInstance<Instance>) -> Result<(), CheckError> {
         let settings = Settings::new(instance, &self.init)?;
         for warning in settings.warnings() {
             ctx.warn(&warning);
         }
-        let options = HttpOptions {
-            timeout: Some(settings.timeout),
-            tls_verify: settings.tls_verify,
-            ca_file: settings.ca_file.clone(),
-            auth: None,
-            headers: settings.headers.clone(),
-        };
         let started = ctx.monotonic_nanos();
-        let outcome = ctx.http_with_certificate(&settings.method, &settings.url, settings.body.clone(), &options);
+        let outcome = settings.client.send(ctx, &settings.method, &settings.url, settings.body.clone(), &settings.headers);
         let elapsed = Duration::from_nanos(ctx.monotonic_nanos().saturating_sub(started));
 
         // Metrics carry `url:` and `instance:` always; service checks carry `instance:`, and
@@ -99,7 +92,7 @@ impl Check for HttpCheck {
         }
     }
 
-    fn validate(&self, instance: Instance, _: &AgentContext) -> Result<Vec<String>, CheckError> {
+    fn validate(&self, instance: HttpInstance<Instance>, _: &AgentContext) -> Result<Vec<String>, CheckError> {
         Settings::new(instance, &self.init).map(|settings| settings.warnings())
     }
 }

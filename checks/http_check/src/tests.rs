@@ -3,7 +3,7 @@
 
 use adrt_check_sdk::serde_json::{Value, json};
 use adrt_check_sdk::testing::MockHost;
-use adrt_check_sdk::{Certificate, Check, CheckError, Context, HttpError, Response, Status, TlsResponse};
+use adrt_check_sdk::{Certificate, Check, CheckError, Context, HttpError, HttpInstance, Response, Status, TlsResponse};
 
 use crate::HttpCheck;
 use crate::config::{ExpiryThresholds, InitConfig, Instance, Settings, normalize_tag};
@@ -13,7 +13,7 @@ const URL: &str = "http://web:8080/health";
 const HTTPS_URL: &str = "https://web/health";
 const DAY: i64 = 86_400;
 
-fn instance(extra: Value) -> Instance {
+fn instance(extra: Value) -> HttpInstance<Instance> {
     let mut json = json!({"name": "My web (prod)", "url": URL});
     json.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     adrt_check_sdk::serde_json::from_value(json).unwrap()
@@ -281,7 +281,7 @@ fn data_is_the_body_of_data_methods_only() {
 
 #[test]
 fn tls_verify_is_off_by_default_and_disable_ssl_validation_is_its_inverse() {
-    let verify = |extra: Value| settings(extra).unwrap().tls_verify;
+    let verify = |extra: Value| settings(extra).unwrap().client.tls_verify;
     assert!(!verify(json!({})));
     assert!(verify(json!({"tls_verify": true})));
     assert!(verify(json!({"disable_ssl_validation": false})));
@@ -291,8 +291,8 @@ fn tls_verify_is_off_by_default_and_disable_ssl_validation_is_its_inverse() {
 #[test]
 fn timeouts_from_the_instance_then_init_config() {
     let init = InitConfig { timeout: Some(2.5), ..InitConfig::default() };
-    assert_eq!(Settings::new(instance(json!({})), &init).unwrap().timeout.as_millis(), 2500);
-    assert_eq!(Settings::new(instance(json!({"timeout": 0.3})), &init).unwrap().timeout.as_millis(), 300);
+    assert_eq!(Settings::new(instance(json!({})), &init).unwrap().client.timeout.as_millis(), 2500);
+    assert_eq!(Settings::new(instance(json!({"timeout": 0.3})), &init).unwrap().client.timeout.as_millis(), 300);
     assert!(HttpCheck::init(InitConfig { timeout: Some(-1.0), ..InitConfig::default() }).is_err());
 }
 
@@ -327,15 +327,25 @@ fn validate_refuses_what_a_run_refuses_naming_the_key() {
 #[test]
 fn options_the_agent_cannot_honour_are_warnings() {
     let agent = MockHost::default().agent;
-    let warnings = check().validate(instance(json!({"allow_redirects": false, "proxy": {"http": "p"}})), &agent).unwrap();
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].starts_with("allow_redirects: false"), "{warnings:?}");
-    assert!(check().validate(instance(json!({"allow_redirects": true, "skip_proxy": true})), &agent).unwrap().is_empty());
+    let warnings = check().validate(instance(json!({"use_cert_from_response": false})), &agent).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("use_cert_from_response: false"), "{warnings:?}");
+    // Redirects and proxies are the shared HTTP options: honoured.
+    let honoured = json!({"allow_redirects": false, "proxy": {"http": "http://proxy:3128"}, "skip_proxy": false});
+    assert!(check().validate(instance(honoured), &agent).unwrap().is_empty());
+    let mut host = MockHost::default();
+    respond(&mut host, URL, 302, "");
+    run(&mut host, json!({"allow_redirects": false, "proxy": {"http": "http://proxy:3128"}})).unwrap();
+    let (_, options) = &host.client_options[0];
+    assert_eq!((options.allow_redirects, options.proxy.as_deref()), (false, Some("http://proxy:3128")));
+    // ca_certs is tls_ca_cert's legacy spelling.
+    let legacy = settings(json!({"ca_certs": "/etc/ca.pem"})).unwrap();
+    assert_eq!(legacy.client.tls_ca_cert.as_deref(), Some("/etc/ca.pem"));
 }
 
 #[test]
 fn instance_keys_are_checked() {
-    let parse = |json: &str| adrt_check_sdk::instance::parse::<Instance>(json);
+    let parse = |json: &str| adrt_check_sdk::instance::parse::<HttpInstance<Instance>>(json);
     assert!(parse(r#"{"url": "http://h/"}"#).unwrap_err().to_string().contains("missing field `name`"));
     assert!(parse(r#"{"name": "n"}"#).unwrap_err().to_string().contains("missing field `url`"));
     let typo = parse(r#"{"name": "n", "url": "http://h/", "content_macth": "x"}"#).unwrap();
@@ -344,6 +354,6 @@ fn instance_keys_are_checked() {
         "empty_default_hostname": false, "tls_ca_cert": "/etc/ca.pem", "collect_response_time": false}"#;
     let full = parse(full).unwrap();
     assert!(full.warnings.is_empty(), "{:?}", full.warnings);
-    assert_eq!(full.own.tls_ca_cert.as_deref(), Some("/etc/ca.pem"));
-    assert_eq!(full.own.tags, Some(vec!["a:b".to_string()]));
+    assert_eq!(full.own.http.tls_ca_cert.as_deref(), Some("/etc/ca.pem"));
+    assert_eq!(full.own.instance.tags, Some(vec!["a:b".to_string()]));
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use adrt_check_sdk::host::Auth;
 use adrt_check_sdk::serde_json;
-use adrt_check_sdk::{AgentContext, CheckError, Context, Describe, HttpError, HttpOptions};
+use adrt_check_sdk::{AgentContext, CheckError, Context, Describe, HttpError, RequestOptions};
 use serde::{Deserialize, Deserializer};
 
 use crate::config::Instance;
@@ -16,7 +16,7 @@ const READ_ONLY_PORT: u16 = 10255;
 #[derive(Debug)]
 pub struct Kubelet {
     base: String,
-    options: HttpOptions,
+    options: RequestOptions,
     /// `http://<host>:10255`, tried once if the first request cannot connect; only when the URL
     /// came from the agent (an explicit `kubelet_url` is used as is).
     fallback: Option<String>,
@@ -64,7 +64,7 @@ impl Kubelet {
         // annotation, say) gets only what its instance names, which the host checks again.
         let agent_kubelet = base == kubelet.url.trim_end_matches('/');
         let token = instance.bearer_token_path.clone().or_else(|| kubelet.token_file.clone().filter(|_| agent_kubelet));
-        let options = HttpOptions {
+        let options = RequestOptions {
             timeout: Some(Duration::from_secs_f64(instance.timeout)),
             tls_verify: instance.kubelet_tls_verify.unwrap_or(kubelet.tls_verify),
             ca_file: instance.kubelet_client_ca.clone().or_else(|| kubelet.ca_file.clone().filter(|_| agent_kubelet)),

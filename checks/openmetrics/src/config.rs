@@ -1,10 +1,10 @@
 //! The instance keys (Datadog's OpenMetrics v2 check's), and the settings a run derives from them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
+use adrt_check_sdk::http_options::HttpInitConfig;
 use adrt_check_sdk::serde_json::Value;
-use adrt_check_sdk::CheckError;
+use adrt_check_sdk::{CheckError, HttpClient, HttpInstance};
 use regex_lite::Regex;
 use serde::Deserialize;
 
@@ -15,7 +15,8 @@ pub const DEFAULT_MAX_RETURNED_METRICS: usize = 2000;
 pub const ACCEPT_TEXT: &str = "text/plain";
 pub const ACCEPT_OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1";
 
-/// One `instances` entry.
+/// One `instances` entry: the check's own keys (the shared HTTP options — `headers`,
+/// `extra_headers`, `auth_token`, `tls_*`, `timeout`, ... — are [`HttpInstance::http`]).
 #[derive(Debug, Deserialize)]
 pub struct Instance {
     pub openmetrics_endpoint: String,
@@ -39,18 +40,6 @@ pub struct Instance {
     pub cache_shared_labels: Option<bool>,
     #[serde(default)]
     pub raw_metric_prefix: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub extra_headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub auth_token: Option<Value>,
-    #[serde(default = "default_true")]
-    pub tls_verify: bool,
-    #[serde(default)]
-    pub tls_ca_cert: Option<String>,
-    #[serde(default = "default_timeout")]
-    pub timeout: f64,
     #[serde(default = "default_true", alias = "collect_histogram_buckets")]
     pub send_histograms_buckets: bool,
     #[serde(default)]
@@ -69,9 +58,6 @@ pub struct Instance {
 
 fn default_true() -> bool {
     true
-}
-fn default_timeout() -> f64 {
-    10.0
 }
 
 /// How a selected family is submitted: the type its page gives (`native`) or one the config
@@ -125,17 +111,6 @@ pub struct ShareRule {
     pub values: Option<Vec<i64>>,
 }
 
-/// How the request authenticates, from `auth_token`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenAuth {
-    /// `Authorization: Bearer <token of the file>`: the host reads the file at each request,
-    /// under its credential-file rule.
-    BearerFile(String),
-    /// Another header: the check reads the file (files import, under its file roots) and puts
-    /// the token in the header's value in place of `placeholder`.
-    Header { path: String, name: String, value: String, placeholder: String },
-}
-
 /// What a run needs, validated.
 #[derive(Debug)]
 pub struct Settings {
@@ -150,11 +125,10 @@ pub struct Settings {
     pub raw_metric_prefix: String,
     /// `endpoint:<url>`, on every metric and the service check (Datadog's `tag_by_endpoint`).
     pub endpoint_tag: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub auth: Option<TokenAuth>,
-    pub tls_verify: bool,
-    pub ca_file: Option<String>,
-    pub timeout: Duration,
+    /// The shared HTTP options, checked.
+    pub client: HttpClient,
+    /// The `Accept` header of Datadog's scraper, over any configured one.
+    pub accept: &'static str,
     pub collect_buckets: bool,
     pub max_returned_metrics: usize,
     pub health_service_check: bool,
@@ -162,7 +136,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(instance: Instance) -> Result<Settings, CheckError> {
+    pub fn new(instance: HttpInstance<Instance>, init: &HttpInitConfig) -> Result<Settings, CheckError> {
+        let client = instance.http.client(init, true)?;
+        let instance = instance.instance;
         let endpoint = instance.openmetrics_endpoint.trim().to_string();
         if endpoint.is_empty() {
             return Err(config("openmetrics_endpoint is required"));
@@ -170,9 +146,6 @@ impl Settings {
         let scheme = endpoint.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("http" | "https")) {
             return Err(config(format!("openmetrics_endpoint must be an http:// or https:// URL, got {endpoint:?}")));
-        }
-        if !(instance.timeout > 0.0 && instance.timeout.is_finite()) {
-            return Err(config(format!("timeout must be a positive number of seconds, got {}", instance.timeout)));
         }
         // Datadog: `collect_counters_with_distributions` implies `histogram_buckets_as_distributions`.
         if instance.histogram_buckets_as_distributions || instance.collect_counters_with_distributions {
@@ -186,7 +159,7 @@ impl Settings {
                  the buckets as `.bucket` monotonic counts tagged `upper_bound`"
             )));
         }
-        let mut warnings = Vec::new();
+        let mut warnings = client.warnings.clone();
         let max_returned_metrics = match instance.max_returned_metrics {
             None => DEFAULT_MAX_RETURNED_METRICS,
             Some(0) => {
@@ -234,20 +207,8 @@ impl Settings {
             Some(value) => share_rules(value)?,
             None => Vec::new(),
         };
-        let auth = match &instance.auth_token {
-            Some(value) => Some(token_auth(value)?),
-            None => None,
-        };
-        // `extra_headers` over `headers`, and `Accept` always the scraper's own, as Datadog's.
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in instance.headers.into_iter().chain(instance.extra_headers) {
-            headers.retain(|existing, _| !existing.eq_ignore_ascii_case(&name));
-            headers.insert(name, value);
-        }
-        headers.retain(|name, _| !name.eq_ignore_ascii_case("accept"));
+        // `Accept` is always the scraper's own, as Datadog's.
         let accept = if instance.use_latest_spec { ACCEPT_OPENMETRICS } else { ACCEPT_TEXT };
-        let mut headers: Vec<(String, String)> = headers.into_iter().collect();
-        headers.push(("Accept".to_string(), accept.to_string()));
 
         Ok(Settings {
             endpoint_tag: instance.tag_by_endpoint.then(|| format!("endpoint:{endpoint}")),
@@ -260,11 +221,8 @@ impl Settings {
             exclude_labels: instance.exclude_labels.into_iter().collect(),
             share_labels,
             raw_metric_prefix: instance.raw_metric_prefix,
-            headers,
-            auth,
-            tls_verify: instance.tls_verify,
-            ca_file: instance.tls_ca_cert,
-            timeout: Duration::from_secs_f64(instance.timeout),
+            client,
+            accept,
             collect_buckets: instance.send_histograms_buckets,
             max_returned_metrics,
             health_service_check: instance.health_service_check,
@@ -411,54 +369,4 @@ fn share_rules(value: &Value) -> Result<Vec<ShareRule>, CheckError> {
         rules.push(share);
     }
     Ok(rules)
-}
-
-/// `auth_token: {reader: {type: file, path: ...}, writer: {type: header, name: ..., value: ...}}`.
-fn token_auth(value: &Value) -> Result<TokenAuth, CheckError> {
-    let section = |name: &str| -> Result<&adrt_check_sdk::serde_json::Map<String, Value>, CheckError> {
-        match value.get(name) {
-            Some(Value::Object(map)) => Ok(map),
-            Some(_) => Err(config(format!("The `{name}` settings of `auth_token` must be a mapping"))),
-            None => Err(config(format!("The `{name}` settings of `auth_token` are required"))),
-        }
-    };
-    let text = |map: &adrt_check_sdk::serde_json::Map<String, Value>, section: &str, key: &str| -> Result<Option<String>, CheckError> {
-        match map.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(config(format!("The `{key}` setting of `auth_token` {section} must be a string"))),
-        }
-    };
-    if let Some(extra) = value.as_object().and_then(|m| m.keys().find(|k| *k != "reader" && *k != "writer")) {
-        return Err(config(format!("unknown auth_token setting `{extra}` (reader and writer are known)")));
-    }
-    let reader = section("reader")?;
-    let writer = section("writer")?;
-    match text(reader, "reader", "type")?.as_deref() {
-        Some("file") => {}
-        Some(other) => return Err(config(format!("auth_token reader type `{other}` is not supported (file is)"))),
-        None => return Err(config("The `type` setting of `auth_token` reader is required")),
-    }
-    if let Some(extra) = reader.keys().find(|k| *k != "type" && *k != "path") {
-        return Err(config(format!("auth_token reader setting `{extra}` is not supported (type and path are)")));
-    }
-    let path = text(reader, "reader", "path")?.ok_or_else(|| config("The `path` setting of `auth_token` reader is required"))?;
-    match text(writer, "writer", "type")?.as_deref() {
-        Some("header") => {}
-        Some(other) => return Err(config(format!("auth_token writer type `{other}` is not supported (header is)"))),
-        None => return Err(config("The `type` setting of `auth_token` writer is required")),
-    }
-    if let Some(extra) = writer.keys().find(|k| !["type", "name", "value", "placeholder"].contains(&k.as_str())) {
-        return Err(config(format!("auth_token writer setting `{extra}` is not supported (type, name, value and placeholder are)")));
-    }
-    let name = text(writer, "writer", "name")?.ok_or_else(|| config("The `name` setting of `auth_token` writer is required"))?;
-    let placeholder = text(writer, "writer", "placeholder")?.unwrap_or_else(|| "<TOKEN>".to_string());
-    let header_value = text(writer, "writer", "value")?.unwrap_or_else(|| placeholder.clone());
-    if !header_value.contains(&placeholder) {
-        return Err(config(format!("The `value` setting of `auth_token` writer does not contain the placeholder `{placeholder}`")));
-    }
-    if name.eq_ignore_ascii_case("authorization") && header_value == format!("Bearer {placeholder}") {
-        return Ok(TokenAuth::BearerFile(path));
-    }
-    Ok(TokenAuth::Header { path, name, value: header_value, placeholder })
 }

@@ -12,33 +12,38 @@ pub mod scrape;
 
 use std::borrow::Cow;
 
-use adrt_check_sdk::host::Auth;
-use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe, HttpOptions, Status};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context, Describe, HttpInitConfig, HttpInstance, Status};
 
-use crate::config::{Instance, Settings, TokenAuth};
+use crate::config::{Instance, Settings};
 use crate::parse::Format;
 
-pub struct OpenMetrics;
+pub struct OpenMetrics {
+    /// What the shared HTTP options take from init_config (`timeout`, `proxy`, `skip_proxy`,
+    /// `log_requests`); its other keys are not this check's.
+    init: HttpInitConfig,
+}
 
 impl Check for OpenMetrics {
     const NAME: &'static str = "openmetrics";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type InitConfig = adrt_check_sdk::serde_json::Value;
-    type Instance = Instance;
+    type Instance = HttpInstance<Instance>;
 
-    fn init(_: Self::InitConfig) -> Result<Self, CheckError> {
-        Ok(OpenMetrics)
+    fn init(init: Self::InitConfig) -> Result<Self, CheckError> {
+        let init = adrt_check_sdk::serde_json::from_value(init).map_err(|e| CheckError::Config(format!("init_config: {e}")))?;
+        Ok(OpenMetrics { init })
     }
 
-    fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
-        let settings = Settings::new(instance)?;
+    fn run(&self, ctx: &mut Context<'_>, instance: HttpInstance<Instance>) -> Result<(), CheckError> {
+        let settings = Settings::new(instance, &self.init)?;
         for warning in &settings.warnings {
             ctx.warn(warning);
         }
         let health = settings.qualified("openmetrics.health");
         let health_tags: Vec<String> = settings.endpoint_tag.iter().cloned().collect();
-        let response = request_options(ctx, &settings).and_then(|options| {
-            let response = ctx.http_get(&settings.endpoint, &options).map_err(|e| e.describe())?;
+        let accept = [("Accept".to_string(), settings.accept.to_string())];
+        let response = settings.client.send(ctx, "GET", &settings.endpoint, None, &accept).map_err(|e| e.describe()).and_then(|response| {
+            let response = response.response;
             // `raise_for_status`: 4xx and 5xx are failures; redirects were followed.
             match response.status {
                 ..400 => Ok(response),
@@ -71,26 +76,9 @@ impl Check for OpenMetrics {
         Ok(())
     }
 
-    fn validate(&self, instance: Instance, _: &AgentContext) -> Result<Vec<String>, CheckError> {
-        Settings::new(instance).map(|settings| settings.warnings)
+    fn validate(&self, instance: HttpInstance<Instance>, _: &AgentContext) -> Result<Vec<String>, CheckError> {
+        Settings::new(instance, &self.init).map(|settings| settings.warnings)
     }
-}
-
-/// The request's options; reads the token file of an `auth_token` header that is not a bearer
-/// token (a bearer token file is read by the host).
-fn request_options(ctx: &mut Context<'_>, settings: &Settings) -> Result<HttpOptions, String> {
-    let mut headers = settings.headers.clone();
-    let auth = match &settings.auth {
-        None => None,
-        Some(TokenAuth::BearerFile(path)) => Some(Auth::BearerFile(path.clone())),
-        Some(TokenAuth::Header { path, name, value, placeholder }) => {
-            let token = ctx.read_to_string(path).map_err(|e| format!("auth_token: {}", e.describe()))?;
-            headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
-            headers.push((name.clone(), value.replacen(placeholder.as_str(), token.trim(), 1)));
-            None
-        }
-    };
-    Ok(HttpOptions { timeout: Some(settings.timeout), tls_verify: settings.tls_verify, ca_file: settings.ca_file.clone(), auth, headers })
 }
 
 adrt_check_sdk::export_check!(OpenMetrics);

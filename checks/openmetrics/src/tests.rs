@@ -4,7 +4,7 @@
 use adrt_check_sdk::host::Auth;
 use adrt_check_sdk::serde_json::{Value, json};
 use adrt_check_sdk::testing::MockHost;
-use adrt_check_sdk::{Check, CheckError, Context, MetricKind, Response, Status};
+use adrt_check_sdk::{Check, CheckError, Context, HttpInstance, MetricKind, Response, Status};
 
 use crate::OpenMetrics;
 use crate::config::{ACCEPT_OPENMETRICS, ACCEPT_TEXT, Instance};
@@ -37,7 +37,11 @@ untyped_thing{a="x\"y"} 5 1395066363000
 temperature +Inf
 "#;
 
-fn instance(extra: Value) -> Instance {
+fn openmetrics() -> OpenMetrics {
+    OpenMetrics::init(json!({})).unwrap()
+}
+
+fn instance(extra: Value) -> HttpInstance<Instance> {
     let mut config = json!({"openmetrics_endpoint": URL, "namespace": "app", "metrics": [".*"]});
     config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     adrt_check_sdk::serde_json::from_value(config).unwrap()
@@ -51,7 +55,7 @@ fn response(content_type: &str, body: &str) -> Result<Response, adrt_check_sdk::
 fn run(page: &str, extra: Value) -> (MockHost, Result<(), CheckError>) {
     let mut host = MockHost::default();
     host.http.insert(URL.into(), response("text/plain; version=0.0.4; charset=utf-8", page));
-    let result = OpenMetrics.run(&mut Context::new(&mut host, "openmetrics:1"), instance(extra));
+    let result = openmetrics().run(&mut Context::new(&mut host, "openmetrics:1"), instance(extra));
     (host, result)
 }
 
@@ -110,7 +114,7 @@ fn openmetrics_pages_by_content_type() {
                 door{door=\"open\"} 1\ndoor{door=\"closed\"} 0\n# TYPE temp unknown\ntemp 21\n# EOF\nafter_eof 1\n";
     let mut host = MockHost::default();
     host.http.insert(URL.into(), response("application/openmetrics-text; version=1.0.0; charset=utf-8", page));
-    OpenMetrics.run(&mut Context::new(&mut host, "openmetrics:1"), instance(json!({"use_latest_spec": true}))).unwrap();
+    openmetrics().run(&mut Context::new(&mut host, "openmetrics:1"), instance(json!({"use_latest_spec": true}))).unwrap();
     assert_eq!(
         series(&host),
         vec![
@@ -320,14 +324,14 @@ fn share_labels_from_a_family_before_or_after() {
 fn failures_are_a_critical_health_check() {
     let mut host = MockHost::default();
     host.http.insert(URL.into(), Ok(Response { status: 503, headers: vec![], body: b"down".to_vec() }));
-    let error = OpenMetrics.run(&mut Context::new(&mut host, "openmetrics:1"), instance(json!({}))).unwrap_err();
+    let error = openmetrics().run(&mut Context::new(&mut host, "openmetrics:1"), instance(json!({}))).unwrap_err();
     assert_eq!(error, CheckError::Run(format!("There was an error scraping endpoint {URL}: {URL}: HTTP 503")));
     assert_eq!(host.service_checks[0].status, Status::Critical);
     assert_eq!(host.service_checks[0].message.as_deref(), Some(format!("{URL}: HTTP 503").as_str()));
     assert!(host.metrics.is_empty());
 
     let mut host = MockHost::default();
-    let error = OpenMetrics.run(&mut Context::new(&mut host, "openmetrics:1"), instance(json!({"health_service_check": false}))).unwrap_err();
+    let error = openmetrics().run(&mut Context::new(&mut host, "openmetrics:1"), instance(json!({"health_service_check": false}))).unwrap_err();
     assert!(error.to_string().contains("connection refused"), "{error}");
     assert!(host.service_checks.is_empty());
 }
@@ -352,12 +356,12 @@ fn request_options_headers_and_auth_tokens() {
     host.http.insert(URL.into(), response("text/plain", "x 1\n"));
     host.files.insert("/secrets/key".into(), b"s3cret\n".to_vec());
     let token = json!({"auth_token": {"reader": {"type": "file", "path": "/secrets/key"}, "writer": {"type": "header", "name": "X-Api-Key", "value": "key=<TOKEN>"}}});
-    OpenMetrics.run(&mut Context::new(&mut host, "openmetrics:1"), instance(token.clone())).unwrap();
+    openmetrics().run(&mut Context::new(&mut host, "openmetrics:1"), instance(token.clone())).unwrap();
     assert!(host.requests[0].headers.contains(&("X-Api-Key".to_string(), "key=s3cret".to_string())), "{:?}", host.requests[0].headers);
     assert!(host.requests[0].auth.is_none());
 
     let mut host = MockHost::default();
-    let error = OpenMetrics.run(&mut Context::new(&mut host, "openmetrics:1"), instance(token)).unwrap_err();
+    let error = openmetrics().run(&mut Context::new(&mut host, "openmetrics:1"), instance(token)).unwrap_err();
     assert!(error.to_string().contains("auth_token"), "{error}");
     assert_eq!(host.service_checks[0].status, Status::Critical);
     assert!(host.requests.is_empty());
@@ -366,7 +370,7 @@ fn request_options_headers_and_auth_tokens() {
 #[test]
 fn configs_refused_with_the_key_named() {
     let agent = MockHost::default().agent;
-    let refused = |extra: Value| OpenMetrics.validate(instance(extra), &agent).unwrap_err().to_string();
+    let refused = |extra: Value| openmetrics().validate(instance(extra), &agent).unwrap_err().to_string();
     assert!(refused(json!({"histogram_buckets_as_distributions": true})).contains("histogram_buckets_as_distributions is not supported"));
     assert!(refused(json!({"collect_counters_with_distributions": true})).contains("collect_counters_with_distributions"));
     assert!(refused(json!({"metrics": "x"})).contains("Setting `metrics` must be an array"));
@@ -379,9 +383,9 @@ fn configs_refused_with_the_key_named() {
     assert!(refused(json!({"openmetrics_endpoint": "ftp://h/"})).contains("openmetrics_endpoint must be an http"));
     assert!(refused(json!({"timeout": 0})).contains("timeout must be a positive number"));
     assert!(refused(json!({"max_returned_metrics": -1})).contains("max_returned_metrics must be a positive number"));
-    assert_eq!(OpenMetrics.validate(instance(json!({"enable_health_service_check": false})), &agent), Ok(vec![]));
+    assert_eq!(openmetrics().validate(instance(json!({"enable_health_service_check": false})), &agent), Ok(vec![]));
 
-    let parse = |json: &str| adrt_check_sdk::instance::parse::<Instance>(json);
+    let parse = |json: &str| adrt_check_sdk::instance::parse::<HttpInstance<Instance>>(json);
     assert!(parse(r#"{"metrics": [".*"]}"#).unwrap_err().to_string().contains("missing field `openmetrics_endpoint`"));
     assert!(parse(r#"{"openmetrics_endpoint": "http://h/"}"#).unwrap_err().to_string().contains("missing field `metrics`"));
     let typo = parse(r#"{"openmetrics_endpoint": "http://h/", "metrics": [], "namespce": "x"}"#).unwrap();

@@ -4,16 +4,17 @@ use std::time::Duration;
 
 use crate::check::CheckError;
 use crate::host::{
-    Describe,
-    AgentContext, Auth, DirEntry, Event, FileError, FilesystemUsage, Host, HttpError, Level, Metric, MetricKind,
-    Request, ServiceCheck, Status, TlsResponse,
+    AgentContext, Auth, ClientOptions, Describe, DirEntry, Event, FileError, FilesystemUsage, Host, HttpError, Level, Metric,
+    MetricKind, Request, ServiceCheck, Status, TlsResponse,
 };
 
 pub use crate::host::Response;
 
-/// Options of an HTTP request; the default verifies TLS and waits at most the run's deadline.
+/// Options of one HTTP request as the `http` import takes them; the default verifies TLS and
+/// waits at most the run's deadline. A check configured with Datadog's HTTP options uses
+/// [`crate::http_options::HttpClient`] instead, which builds these.
 #[derive(Debug, Clone)]
-pub struct HttpOptions {
+pub struct RequestOptions {
     pub timeout: Option<Duration>,
     pub tls_verify: bool,
     pub ca_file: Option<String>,
@@ -21,9 +22,9 @@ pub struct HttpOptions {
     pub headers: Vec<(String, String)>,
 }
 
-impl Default for HttpOptions {
+impl Default for RequestOptions {
     fn default() -> Self {
-        HttpOptions { timeout: None, tls_verify: true, ca_file: None, auth: None, headers: Vec::new() }
+        RequestOptions { timeout: None, tls_verify: true, ca_file: None, auth: None, headers: Vec::new() }
     }
 }
 
@@ -89,7 +90,7 @@ impl<'a> Context<'a> {
         self.host.event(event)
     }
 
-    pub fn http_get(&mut self, url: &str, options: &HttpOptions) -> Result<Response, HttpError> {
+    pub fn http_get(&mut self, url: &str, options: &RequestOptions) -> Result<Response, HttpError> {
         self.http("GET", url, None, options)
     }
 
@@ -98,7 +99,7 @@ impl<'a> Context<'a> {
         method: &str,
         url: &str,
         body: Option<Vec<u8>>,
-        options: &HttpOptions,
+        options: &RequestOptions,
     ) -> Result<Response, HttpError> {
         self.host.http(&request(method, url, body, options))
     }
@@ -111,9 +112,34 @@ impl<'a> Context<'a> {
         method: &str,
         url: &str,
         body: Option<Vec<u8>>,
-        options: &HttpOptions,
+        options: &RequestOptions,
     ) -> Result<TlsResponse, HttpError> {
         self.host.http_tls(&request(method, url, body, options))
+    }
+
+    /// Like [`http_with_certificate`](Self::http_with_certificate), with the client options of
+    /// the `http-client` import (client certificate, proxy, redirects, connect and read
+    /// timeouts); with none of them set, the request goes through `http-tls` as it is.
+    pub fn http_with_options(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Option<Vec<u8>>,
+        options: &RequestOptions,
+        client: &ClientOptions,
+    ) -> Result<TlsResponse, HttpError> {
+        let request = request(method, url, body, options);
+        let plain = client.tls_cert.is_none()
+            && client.tls_private_key.is_none()
+            && client.proxy.is_none()
+            && client.allow_redirects
+            && client.connect_timeout_ms.is_none()
+            && client.read_timeout_ms.is_none();
+        if plain {
+            self.host.http_tls(&request)
+        } else {
+            self.host.http_client(&request, client)
+        }
     }
 
     pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> {
@@ -172,7 +198,7 @@ impl<'a> Context<'a> {
     }
 }
 
-fn request(method: &str, url: &str, body: Option<Vec<u8>>, options: &HttpOptions) -> Request {
+fn request(method: &str, url: &str, body: Option<Vec<u8>>, options: &RequestOptions) -> Request {
     Request {
         method: method.to_string(),
         url: url.to_string(),

@@ -9,6 +9,7 @@ pub use wit::agent::{AgentContext, Kubelet};
 pub use wit::files::{DirEntry, EntryKind, Error as FileError};
 pub use wit::filesystems::FilesystemUsage;
 pub use wit::http::{Auth, Error as HttpError, Request, Response};
+pub use wit::http_client::ClientOptions;
 pub use wit::http_tls::{Certificate, TlsResponse};
 pub use wit::log::Level;
 pub use wit::types::{AlertType, Event, Metric, MetricKind, ServiceCheck, Status};
@@ -22,6 +23,8 @@ pub trait Host {
     fn http(&mut self, request: &Request) -> Result<Response, HttpError>;
     /// An HTTP request that also gives the server's certificate (needs an adrt:check 0.1.1 host).
     fn http_tls(&mut self, request: &Request) -> Result<TlsResponse, HttpError>;
+    /// An HTTP request with client options (needs an adrt:check 0.1.1 host).
+    fn http_client(&mut self, request: &Request, options: &ClientOptions) -> Result<TlsResponse, HttpError>;
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError>;
     fn list_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FileError>;
     /// The usage of the filesystem holding `path` (needs an adrt:check 0.1.1 host).
@@ -55,6 +58,9 @@ impl Host for WasmHost {
     fn http_tls(&mut self, request: &Request) -> Result<TlsResponse, HttpError> {
         wit::http_tls::send(request)
     }
+    fn http_client(&mut self, request: &Request, options: &ClientOptions) -> Result<TlsResponse, HttpError> {
+        wit::http_client::send(request, options)
+    }
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> {
         wit::files::read(path)
     }
@@ -78,6 +84,21 @@ impl Host for WasmHost {
     }
     fn state_set(&mut self, key: &str, value: Option<&str>) {
         wit::state::set(key, value)
+    }
+}
+
+impl Default for ClientOptions {
+    /// What `http.send` does: no client certificate, no proxy, redirects followed, only the
+    /// request's timeout.
+    fn default() -> Self {
+        ClientOptions {
+            tls_cert: None,
+            tls_private_key: None,
+            proxy: None,
+            allow_redirects: true,
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+        }
     }
 }
 

@@ -80,7 +80,10 @@ pub fn parse<T: DeserializeOwned>(json: &str) -> Result<Parsed<T>, CheckError> {
     let mut unknown = Vec::new();
     let common = deserialize::<CommonOptions>(Value::Object(shared), &mut unknown)?;
     let mut own_unknown = Vec::new();
-    let own = deserialize::<T>(Value::Object(instance), &mut own_unknown)?;
+    PART_UNKNOWN.with(|part| part.borrow_mut().clear());
+    let own = deserialize::<T>(Value::Object(instance), &mut own_unknown);
+    own_unknown.extend(PART_UNKNOWN.with(|part| std::mem::take(&mut *part.borrow_mut())));
+    let own = own?;
     // The check's struct skips the shared keys it does not declare: those are not unknown.
     unknown.extend(own_unknown.into_iter().filter(|path| !COMMON_KEYS.contains(&path.as_str())));
     let warnings = unknown.into_iter().map(|key| format!("unknown key `{key}`")).collect();
@@ -96,13 +99,33 @@ pub fn unsupported(option: &str, why: &str) -> CheckError {
 /// Deserializes `value` as `T`, pushing the path of each key `T` ignores onto `unknown`; an
 /// error names the key it is about.
 fn deserialize<T: DeserializeOwned>(value: Value, unknown: &mut Vec<String>) -> Result<T, CheckError> {
+    deserialize_tracked(value, unknown).map_err(invalid)
+}
+
+/// `value` as a `T`, every key `T` ignores noted; the error names the key it is about.
+fn deserialize_tracked<T: DeserializeOwned>(value: Value, unknown: &mut Vec<String>) -> Result<T, String> {
     let mut note = |path: serde_ignored::Path<'_>| unknown.push(key_path(&path));
     let tracked = serde_ignored::Deserializer::new(value, &mut note);
     serde_path_to_error::deserialize(tracked).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if path == "." { invalid(inner.to_string()) } else { invalid(format!("`{path}`: {inner}")) }
+        if path == "." { inner.to_string() } else { format!("`{path}`: {inner}") }
     })
+}
+
+thread_local! {
+    /// Unknown keys found by a wrapper that parses part of the instance itself
+    /// ([`crate::HttpInstance`]), reported by [`parse`] with the rest. A check runs on one thread.
+    static PART_UNKNOWN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// For a wrapper that takes some keys out of an instance and parses the rest as the check's
+/// own struct: the keys that struct ignores are named by [`parse`] like any other.
+pub(crate) fn deserialize_part<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    let mut unknown = Vec::new();
+    let parsed = deserialize_tracked(value, &mut unknown);
+    PART_UNKNOWN.with(|part| part.borrow_mut().extend(unknown));
+    parsed
 }
 
 /// `a.b[0].c`, as [`serde_path_to_error`] writes a path; optional values add no segment.

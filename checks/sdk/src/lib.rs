@@ -42,12 +42,14 @@
 //! The SDK builds against the current `adrt:check` contract (`wit/check.wit`, 0.1.1). Components
 //! built with it need an agent of that version or later within 0.1.x; an agent of 0.1.1 also
 //! runs components built against 0.1.0. [`Context::http_with_certificate`] and
-//! [`Context::filesystem_usage`] came in 0.1.1.
+//! [`Context::filesystem_usage`] and [`Context::http_with_options`] came in 0.1.1.
 //!
 //! # Layout
 //! - `bindings`: the wit-bindgen output for `wit/check.wit` (one `generate!`).
 //! - [`host`]: the [`Host`] trait — every import the agent offers — and its wasm implementation.
 //! - [`context`]: [`Context`], what a check's `run` talks to.
+//! - [`http_options`]: the HTTP options Datadog's HTTP-based checks share ([`HttpOptions`]),
+//!   checked once and sent with ([`HttpClient`]).
 //! - [`check`]: the [`Check`] trait and the glue the export macro expands to.
 //! - [`instance`]: an instance split into the options every check shares and the check's own,
 //!   with every unknown key named.
@@ -68,13 +70,15 @@ pub mod bindings {
 pub mod check;
 pub mod context;
 pub mod host;
+pub mod http_options;
 pub mod instance;
 pub mod testing;
 
 pub use check::{Check, CheckError, root_dir};
-pub use context::{Context, HttpOptions, Response};
+pub use context::{Context, RequestOptions, Response};
+pub use http_options::{HttpClient, HttpInitConfig, HttpInstance, HttpOptions};
 pub use host::{
-    AgentContext, Certificate, Describe, DirEntry, EntryKind, FileError, FilesystemUsage, Host, HttpError, Level, MetricKind,
+    AgentContext, Certificate, ClientOptions, Describe, DirEntry, EntryKind, FileError, FilesystemUsage, Host, HttpError, Level, MetricKind,
     Status, TlsResponse,
 };
 

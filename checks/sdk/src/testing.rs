@@ -11,10 +11,10 @@
 //! assert_eq!(host.metric_value("x", &[]), Some(1.0));
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::host::{
-    AgentContext, Certificate, DirEntry, EntryKind, Event, FileError, FilesystemUsage, Host, HttpError, Kubelet, Level,
+    AgentContext, Certificate, ClientOptions, DirEntry, EntryKind, Event, FileError, FilesystemUsage, Host, HttpError, Kubelet, Level,
     Metric, Request, Response, ServiceCheck, TlsResponse,
 };
 
@@ -29,6 +29,11 @@ pub struct MockHost {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Responses by URL; an unknown URL fails to connect.
     pub http: BTreeMap<String, Result<Response, HttpError>>,
+    /// Responses by URL given once each, in order, before those of `http` (a 401 challenge
+    /// and then a page, say).
+    pub http_sequence: BTreeMap<String, VecDeque<Result<Response, HttpError>>>,
+    /// The client options of each request made through `http-client` (with its URL), in order.
+    pub client_options: Vec<(String, ClientOptions)>,
     /// The certificate the server of a URL presents (`http_tls`); none for a URL not listed.
     pub certificates: BTreeMap<String, Certificate>,
     /// Every request made, in order.
@@ -49,6 +54,8 @@ impl Default for MockHost {
             logs: Vec::new(),
             files: BTreeMap::new(),
             http: BTreeMap::new(),
+            http_sequence: BTreeMap::new(),
+            client_options: Vec::new(),
             certificates: BTreeMap::new(),
             requests: Vec::new(),
             filesystems: BTreeMap::new(),
@@ -113,6 +120,9 @@ impl Host for MockHost {
     }
     fn http(&mut self, request: &Request) -> Result<Response, HttpError> {
         self.requests.push(request.clone());
+        if let Some(next) = self.http_sequence.get_mut(&request.url).and_then(VecDeque::pop_front) {
+            return next;
+        }
         self.http
             .get(&request.url)
             .cloned()
@@ -121,6 +131,10 @@ impl Host for MockHost {
     fn http_tls(&mut self, request: &Request) -> Result<TlsResponse, HttpError> {
         let response = self.http(request)?;
         Ok(TlsResponse { response, peer_certificate: self.certificates.get(&request.url).cloned() })
+    }
+    fn http_client(&mut self, request: &Request, options: &ClientOptions) -> Result<TlsResponse, HttpError> {
+        self.client_options.push((request.url.clone(), options.clone()));
+        self.http_tls(request)
     }
     fn filesystem_usage(&mut self, path: &str) -> Result<FilesystemUsage, FileError> {
         self.filesystems.get(path).cloned().ok_or_else(|| FileError::NotFound(path.to_string()))

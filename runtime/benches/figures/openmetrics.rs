@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use adrt::exec::LiveInstance;
 use adrt_check_openmetrics::config::{Instance, Settings};
+use adrt_check_sdk::{HttpInitConfig, HttpInstance};
 use adrt_check_openmetrics::parse::Format;
 use adrt_check_openmetrics::scrape::{Sink, submit_page};
 use adrt_check_sdk::host::Metric;
@@ -130,7 +131,7 @@ pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table
     let mut parse_only = instance(&small_url);
     parse_only["exclude_metrics"] = serde_json::json!([".*"]);
     let parse_only = parse_only.to_string();
-    let settings = || -> anyhow::Result<Settings> { Ok(Settings::new(serde_json::from_value::<Instance>(instance(&small_url))?)?) };
+    let settings = || -> anyhow::Result<Settings> { Ok(Settings::new(serde_json::from_value::<HttpInstance<Instance>>(instance(&small_url))?, &HttpInitConfig::default())?) };
     let client = reqwest::Client::new();
     // Interleaved, so that a change in the machine's load weighs on both sides alike.
     let (mut runs, mut natives, mut parses) = (Vec::new(), Vec::new(), Vec::new());

@@ -1,6 +1,6 @@
 //! The one `bindgen!` of the host: Rust types and traits for `wit/check.wit`.
 //!
-//! I/O imports (`http`, `http-tls`, `files`, `filesystems`) are async so a slow peer never
+//! I/O imports (`http`, `http-tls`, `http-client`, `files`, `filesystems`) are async so a slow peer never
 //! blocks a thread; `submit`, `log` and `state` may trap, which is how a check that floods the
 //! host is stopped.
 //!
@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
     imports: {
         "adrt:check/http": async,
         "adrt:check/http-tls": async,
+        "adrt:check/http-client": async,
         "adrt:check/files": async,
         "adrt:check/filesystems": async,
         "adrt:check/submit": trappable,

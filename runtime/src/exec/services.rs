@@ -113,6 +113,15 @@ impl Credentials {
         }
         Err(format!("CA file {path} is not allowed: the operator may list it in --credential-files"))
     }
+
+    /// May `path` be presented as a client certificate or its private key? Only files the
+    /// operator lists: the agent's own kubelet files are not a check's identity.
+    pub fn allow_client_identity(&self, path: &str) -> Result<(), String> {
+        if self.allowed.iter().any(|a| a == path) {
+            return Ok(());
+        }
+        Err(format!("client certificate or key file {path} is not allowed: the operator may list it in --credential-files"))
+    }
 }
 
 /// Host (lowercase) and port of the kubelet URL, as the egress rule `kubelet` matches them.

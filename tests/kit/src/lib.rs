@@ -7,6 +7,7 @@
 
 pub mod fake_intake;
 pub mod fake_kube;
+pub mod forward_proxy;
 pub mod local_kubelet;
 pub mod local_nginx;
 pub mod netns;

@@ -4,16 +4,20 @@
 //! A URL's host name is resolved here, once; each address is checked and only the allowed ones
 //! are connected to (the client is pinned to them), so a name cannot resolve to one address for
 //! the check and another for the connection. Redirects are followed here, not by the client: each
-//! hop is checked again, and credentials are not carried to another origin. No proxy is used: a
-//! proxy would connect where the rules never looked.
+//! hop is checked again, and credentials are not carried to another origin. No proxy is used
+//! unless a request of `http-client` names one: then the rules judge the proxy's addresses (the
+//! client is pinned to them) and the target's, which the proxy resolves on its own.
 //!
-//! `http-tls` (see `http_tls.rs`) sends through the same [`StoreState::exchange`] and gets the
-//! server's certificate besides: there is one path to the network, under one policy.
+//! `http-tls` (see `http_tls.rs`) and `http-client` (`http_client.rs`) send through the same
+//! [`StoreState::exchange`]; the first gets the server's certificate besides, the second also
+//! sets a client certificate, a proxy, redirects and connect/read timeouts ([`ClientOptions`]).
+//! There is one path to the network, under one policy.
 //!
-//! Credentials are the host's to guard: a `bearer-file` or `ca-file` a check names is used only
-//! when [`Credentials`](crate::exec::services::Credentials) allows it (the agent's own kubelet
-//! token goes to the agent's kubelet only), and is read off the async runtime's thread, as a
-//! regular file of bounded size. Response bodies are capped before they are buffered.
+//! Credentials are the host's to guard: a `bearer-file`, `ca-file` or client certificate a check
+//! names is used only when [`Credentials`](crate::exec::services::Credentials) allows it (the
+//! agent's own kubelet token goes to the agent's kubelet only) or it lies under the check's file
+//! roots, and is read off the async runtime's thread, as a regular file of bounded size; its
+//! content never goes back to the check. Response bodies are capped before they are buffered.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +31,7 @@ use url::Host;
 
 use crate::exec::bindings::adrt::check::files::Error as FilesError;
 use crate::exec::bindings::adrt::check::http::{Auth, Error, Host as HttpHost, Request, Response};
+pub(crate) use crate::exec::bindings::adrt::check::http_client::ClientOptions;
 use crate::exec::policy::Import;
 use crate::exec::services::HostServices;
 use crate::exec::store::StoreState;
@@ -40,6 +45,23 @@ const MAX_CA_BYTES: u64 = 1 << 20;
 const MAX_CLIENTS: usize = 64;
 /// Redirects followed at most, as reqwest's default policy.
 const MAX_REDIRECTS: usize = 5;
+/// A client certificate or its key larger than this is not one.
+const MAX_IDENTITY_BYTES: u64 = 1 << 20;
+
+impl Default for ClientOptions {
+    /// What `http.send` and `http-tls.send` do: no client certificate, no proxy, redirects
+    /// followed, only the request's timeout.
+    fn default() -> Self {
+        ClientOptions {
+            tls_cert: None,
+            tls_private_key: None,
+            proxy: None,
+            allow_redirects: true,
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+        }
+    }
+}
 
 /// Clients by TLS settings, built once and shared.
 #[derive(Default)]
@@ -49,19 +71,33 @@ pub(crate) struct HttpClients {
 
 /// What distinguishes two clients. Plain-HTTP requests get a client without the system's root
 /// certificates, whose loading costs milliseconds that a one-off `adrt check` would notice. A CA
-/// bundle counts by its content, so that spellings of one path share a client.
+/// bundle and a client identity count by their content, so that spellings of one path share a
+/// client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
     https: bool,
     tls_verify: bool,
     ca: Option<[u8; 32]>,
-    /// A host name and the checked addresses it connects to.
+    /// A host name (the target's, or the proxy's with a proxy) and the checked addresses it
+    /// connects to.
     pinned: Option<(String, Vec<SocketAddr>)>,
+    identity: Option<[u8; 32]>,
+    proxy: Option<String>,
+    connect_timeout_ms: Option<u32>,
+    read_timeout_ms: Option<u32>,
+}
+
+/// The contents a client is built with, besides its key.
+#[derive(Default, Clone, Copy)]
+struct ClientMaterial<'a> {
+    ca_pem: Option<&'a [u8]>,
+    /// The client certificate and its key, PEM, one after the other.
+    identity_pem: Option<&'a [u8]>,
 }
 
 impl HttpClients {
     /// The client for these settings; errors name `url`, the request that needed it.
-    fn get(&self, key: ClientKey, ca_pem: Option<&[u8]>, url: &str) -> Result<reqwest::Client, Error> {
+    fn get(&self, key: ClientKey, material: ClientMaterial<'_>, url: &str) -> Result<reqwest::Client, Error> {
         if let Some(client) = self.clients.lock().get(&key) {
             return Ok(client.clone());
         }
@@ -77,7 +113,22 @@ impl HttpClients {
         if let Some((host, addresses)) = &key.pinned {
             builder = builder.resolve_to_addrs(host, addresses);
         }
-        if let Some(pem) = ca_pem {
+        if let Some(proxy) = &key.proxy {
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| Error::InvalidRequest(format!("{url}: proxy: {}", chain(&e))))?;
+            builder = builder.proxy(proxy);
+        }
+        if let Some(ms) = key.connect_timeout_ms {
+            builder = builder.connect_timeout(Duration::from_millis(ms.into()));
+        }
+        if let Some(ms) = key.read_timeout_ms {
+            builder = builder.read_timeout(Duration::from_millis(ms.into()));
+        }
+        if let Some(pem) = material.identity_pem {
+            let identity =
+                reqwest::Identity::from_pem(pem).map_err(|e| Error::Tls(format!("{url}: client certificate: {}", chain(&e))))?;
+            builder = builder.identity(identity);
+        }
+        if let Some(pem) = material.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Tls(format!("{url}: CA bundle: {}", chain(&e))))?;
             if certs.is_empty() {
@@ -165,7 +216,7 @@ impl StoreState {
 
 impl HttpHost for StoreState {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
-        self.exchange(request, PeerCertificate::Drop).await.map(|(response, _)| response)
+        self.exchange(request, PeerCertificate::Drop, ClientOptions::default()).await.map(|(response, _)| response)
     }
 }
 
@@ -180,8 +231,14 @@ impl StoreState {
     /// One request of `http.send` or `http-tls.send`, the same way for both: counted as a host
     /// call, judged by the egress rules hop by hop, bounded by the request's timeout and the
     /// call's deadline. With [`PeerCertificate::Keep`], also the DER of the leaf certificate of
-    /// the server that sent the response (`None` over plain HTTP).
-    pub(crate) async fn exchange(&mut self, request: Request, certificate: PeerCertificate) -> Result<(Response, Option<Vec<u8>>), Error> {
+    /// the server that sent the response (`None` over plain HTTP). `options` are `http-client`'s
+    /// (the default for the others).
+    pub(crate) async fn exchange(
+        &mut self,
+        request: Request,
+        certificate: PeerCertificate,
+        options: ClientOptions,
+    ) -> Result<(Response, Option<Vec<u8>>), Error> {
         self.allow(Import::Http { method: &request.method, url: &request.url })
             .map_err(|why| Error::Denied(format!("{}: {why}", request.url)))?;
         let url = request.url.clone();
@@ -199,6 +256,15 @@ impl StoreState {
             }
             None => None,
         };
+        let mut identity_files = Vec::new();
+        for path in [&options.tls_cert, &options.tls_private_key].into_iter().flatten() {
+            let listed = self.services.credentials.allow_client_identity(path);
+            identity_files.push((path.clone(), self.credential_file(&url, "client certificate file", path, listed)?));
+        }
+        if options.tls_cert.is_none() && options.tls_private_key.is_some() {
+            return Err(Error::InvalidRequest(format!("{url}: a client private key without its certificate (tls-cert)")));
+        }
+        let proxy = options.proxy.as_deref().map(|proxy| proxy_url(&url, proxy)).transpose()?;
         let remaining = self.call.remaining();
         let timeout = request.timeout_ms.map_or(remaining, |ms| remaining.min(Duration::from_millis(ms.into())));
         if timeout.is_zero() {
@@ -211,6 +277,13 @@ impl StoreState {
                 Some((path, file)) => Some(file.read(&request.url, "CA file", &path, MAX_CA_BYTES).await?),
                 None => None,
             };
+            let mut identity_pem: Option<Vec<u8>> = None;
+            for (path, file) in identity_files {
+                let mut pem = file.read(&request.url, "client certificate file", &path, MAX_IDENTITY_BYTES).await?;
+                let all = identity_pem.get_or_insert_with(Vec::new);
+                all.append(&mut pem);
+                all.push(b'\n');
+            }
             let token = match (&request.auth, token_file) {
                 (Some(Auth::Bearer(token)), _) => Some(token.clone()),
                 (_, Some((path, file))) => {
@@ -223,7 +296,9 @@ impl StoreState {
                 }
                 _ => None,
             };
-            perform(&gate, request, ca_pem, token, limit, certificate).await
+            let material = ClientMaterial { ca_pem: ca_pem.as_deref(), identity_pem: identity_pem.as_deref() };
+            let route = Route { proxy, options: &options };
+            perform(&gate, request, material, route, token, limit, certificate).await
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
@@ -284,6 +359,21 @@ impl Gate {
     }
 }
 
+/// The proxy of an `http-client` request, checked: an `http://` URL with a host.
+fn proxy_url(url: &str, proxy: &str) -> Result<Url, Error> {
+    let parsed = Url::parse(proxy).map_err(|e| Error::InvalidRequest(format!("{url}: proxy: {e}")))?;
+    if parsed.scheme() != "http" || parsed.host().is_none() {
+        return Err(Error::InvalidRequest(format!("{url}: proxy: only an http://host[:port] proxy is supported")));
+    }
+    Ok(parsed)
+}
+
+/// How a request reaches its target: directly or through a proxy, with `http-client`'s options.
+struct Route<'a> {
+    proxy: Option<Url>,
+    options: &'a ClientOptions,
+}
+
 /// Headers not carried to another origin on a redirect (as reqwest and browsers do).
 fn sensitive(name: &str) -> bool {
     ["authorization", "cookie", "proxy-authorization", "www-authenticate"].iter().any(|s| name.eq_ignore_ascii_case(s))
@@ -292,7 +382,8 @@ fn sensitive(name: &str) -> bool {
 async fn perform(
     gate: &Gate,
     request: Request,
-    ca_pem: Option<Vec<u8>>,
+    material: ClientMaterial<'_>,
+    route: Route<'_>,
     token: Option<String>,
     limit: usize,
     certificate: PeerCertificate,
@@ -305,13 +396,29 @@ async fn perform(
         return Err(Error::InvalidRequest(format!("{original}: only http and https URLs")));
     }
     let first_origin = url.origin();
-    let ca = ca_pem.as_deref().map(|pem| Sha256::digest(pem).into());
+    let ca = material.ca_pem.map(|pem| Sha256::digest(pem).into());
+    let identity = material.identity_pem.map(|pem| Sha256::digest(pem).into());
     let mut body = request.body;
     let mut redirects = 0;
     loop {
-        let pinned = gate.admit(original, &url).await?;
-        let key = ClientKey { https: url.scheme() == "https", tls_verify: request.tls_verify, ca, pinned };
-        let client = gate.services.http.get(key, ca_pem.as_deref(), original)?;
+        let target = gate.admit(original, &url).await?;
+        // Through a proxy, the client connects to the proxy only: its addresses are the ones
+        // pinned; the target was judged above.
+        let pinned = match &route.proxy {
+            Some(proxy) => gate.admit(original, proxy).await.map_err(|e| in_proxy(e))?,
+            None => target,
+        };
+        let key = ClientKey {
+            https: url.scheme() == "https",
+            tls_verify: request.tls_verify,
+            ca,
+            pinned,
+            identity,
+            proxy: route.proxy.as_ref().map(|p| p.to_string()),
+            connect_timeout_ms: route.options.connect_timeout_ms,
+            read_timeout_ms: route.options.read_timeout_ms,
+        };
+        let client = gate.services.http.get(key, material, original)?;
         let same_origin = url.origin() == first_origin;
         let mut builder = client.request(method.clone(), url.clone());
         for (name, value) in &request.headers {
@@ -327,7 +434,10 @@ async fn perform(
         }
         let response = builder.send().await.map_err(|e| classify(original, &e))?;
         let status = response.status();
-        let location = response.headers().get(reqwest::header::LOCATION).filter(|_| status.is_redirection());
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .filter(|_| status.is_redirection() && route.options.allow_redirects);
         let Some(location) = location else {
             let peer = match certificate {
                 PeerCertificate::Keep => peer_certificate(&response),
@@ -351,6 +461,20 @@ async fn perform(
             body = None;
         }
         url = next;
+    }
+}
+
+/// An error about the proxy says so (the message would otherwise name its host alone).
+fn in_proxy(error: Error) -> Error {
+    let say = |m: String| match m.split_once(": ") {
+        Some((url, rest)) => format!("{url}: proxy: {rest}"),
+        None => m,
+    };
+    match error {
+        Error::Denied(m) => Error::Denied(say(m)),
+        Error::Connect(m) => Error::Connect(say(m)),
+        Error::InvalidRequest(m) => Error::InvalidRequest(say(m)),
+        other => other,
     }
 }
 
@@ -419,7 +543,16 @@ mod tests {
     use super::*;
 
     fn key(ca_pem: Option<&[u8]>) -> ClientKey {
-        ClientKey { https: true, tls_verify: true, ca: ca_pem.map(|pem| Sha256::digest(pem).into()), pinned: None }
+        ClientKey {
+            https: true,
+            tls_verify: true,
+            ca: ca_pem.map(|pem| Sha256::digest(pem).into()),
+            pinned: None,
+            identity: None,
+            proxy: None,
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+        }
     }
 
     fn certificate(dir: &std::path::Path, name: &str) -> Vec<u8> {
@@ -430,23 +563,23 @@ mod tests {
     fn clients_are_shared_per_ca_content_and_bounded() {
         let clients = HttpClients::default();
         let url = "https://kubelet:10250/pods";
-        clients.get(key(None), None, url).unwrap();
-        clients.get(key(None), None, url).unwrap();
+        clients.get(key(None), ClientMaterial::default(), url).unwrap();
+        clients.get(key(None), ClientMaterial::default(), url).unwrap();
         assert_eq!(clients.len(), 1);
         // Garbage is no CA bundle: an error naming the URL, and no client kept for it.
-        let error = clients.get(key(Some(b"not a certificate")), Some(b"not a certificate"), url).map(|_| ()).unwrap_err();
+        let error = clients.get(key(Some(b"not a certificate")), ClientMaterial { ca_pem: Some(b"not a certificate"), identity_pem: None }, url).map(|_| ()).unwrap_err();
         assert!(matches!(&error, Error::Tls(m) if m.starts_with(url)), "{error:?}");
         assert_eq!(clients.len(), 1);
         // The same bundle (whatever path it was read from) shares one client.
         let dir = adrt_testkit::scratch_dir("ca-bundles");
         let first = certificate(&dir, "ca-0");
-        clients.get(key(Some(&first)), Some(&first), url).unwrap();
-        clients.get(key(Some(&first)), Some(&first.clone()), url).unwrap();
+        clients.get(key(Some(&first)), ClientMaterial { ca_pem: Some(&first), identity_pem: None }, url).unwrap();
+        clients.get(key(Some(&first)), ClientMaterial { ca_pem: Some(&first.clone()), identity_pem: None }, url).unwrap();
         assert_eq!(clients.len(), 2);
         // Many distinct bundles never hold more than the bound.
         for i in 1..=MAX_CLIENTS + 4 {
             let pem = certificate(&dir, &format!("ca-{i}"));
-            clients.get(key(Some(&pem)), Some(&pem), url).unwrap();
+            clients.get(key(Some(&pem)), ClientMaterial { ca_pem: Some(&pem), identity_pem: None }, url).unwrap();
             assert!(clients.len() <= MAX_CLIENTS, "{} clients", clients.len());
         }
     }

@@ -5,15 +5,23 @@
 use x509_parser::objects::oid_registry;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
-use super::http::PeerCertificate;
+use super::http::{ClientOptions, PeerCertificate};
 use crate::exec::bindings::adrt::check::http::{Error, Request};
 use crate::exec::bindings::adrt::check::http_tls::{Certificate, Host, TlsResponse};
 use crate::exec::store::StoreState;
 
 impl Host for StoreState {
     async fn send(&mut self, request: Request) -> Result<TlsResponse, Error> {
+        self.send_keeping_certificate(request, ClientOptions::default()).await
+    }
+}
+
+impl StoreState {
+    /// A request and the server's certificate: `http-tls.send`, and `http-client.send` with its
+    /// options.
+    pub(crate) async fn send_keeping_certificate(&mut self, request: Request, options: ClientOptions) -> Result<TlsResponse, Error> {
         let url = request.url.clone();
-        let (response, der) = self.exchange(request, PeerCertificate::Keep).await?;
+        let (response, der) = self.exchange(request, PeerCertificate::Keep, options).await?;
         let peer_certificate = der.map(|der| certificate(&url, der)).transpose()?;
         Ok(TlsResponse { response, peer_certificate })
     }

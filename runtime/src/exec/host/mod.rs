@@ -8,6 +8,7 @@ pub mod clocks;
 pub mod files;
 pub mod filesystems;
 pub mod http;
+pub mod http_client;
 pub mod http_tls;
 pub mod log;
 pub mod state;

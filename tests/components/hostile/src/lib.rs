@@ -8,7 +8,7 @@
 //! text of `echo`, and finds every other mode valid.
 
 use adrt_check_sdk::host::{AlertType, Event};
-use adrt_check_sdk::{AgentContext, Check, CheckError, Context, HttpOptions, Status};
+use adrt_check_sdk::{AgentContext, Check, CheckError, Context, RequestOptions, Status};
 use serde::Deserialize;
 
 pub struct Hostile;
@@ -92,7 +92,7 @@ impl Check for Hostile {
             }
             Instance::Panic { message } => panic!("{message}"),
             Instance::Http { url } => {
-                let response = ctx.http_get(&url, &HttpOptions::default())?;
+                let response = ctx.http_get(&url, &RequestOptions::default())?;
                 ctx.gauge("hostile.http_status", f64::from(response.status), &[]);
             }
             Instance::Chatter => loop {
@@ -124,7 +124,7 @@ impl Check for Hostile {
                 return Err(CheckError::Run(text));
             }
             Instance::Tls { url, tls_verify } => {
-                let options = HttpOptions { tls_verify, ..HttpOptions::default() };
+                let options = RequestOptions { tls_verify, ..RequestOptions::default() };
                 let tls = ctx.http_with_certificate("GET", &url, None, &options)?;
                 ctx.gauge("hostile.tls.status", f64::from(tls.response.status), &[]);
                 let Some(certificate) = tls.peer_certificate else {

@@ -5,7 +5,7 @@
 //!
 //! Instance keys: `url` (required), the page's URL.
 
-use adrt_check_sdk::{Check, CheckError, Context, Describe, HttpOptions, Status};
+use adrt_check_sdk::{Check, CheckError, Context, Describe, RequestOptions, Status};
 use serde::Deserialize;
 
 pub struct StubStatus;
@@ -61,7 +61,7 @@ impl Check for StubStatus {
     fn run(&self, ctx: &mut Context<'_>, instance: Instance) -> Result<(), CheckError> {
         let url = instance.url.ok_or_else(|| CheckError::Config("missing required key `url`".into()))?;
         let tags = [format!("url:{url}")];
-        let response = match ctx.http_get(&url, &HttpOptions::default()) {
+        let response = match ctx.http_get(&url, &RequestOptions::default()) {
             Ok(response) if (200..300).contains(&response.status) => response,
             Ok(response) => {
                 let message = format!("{url}: HTTP {}", response.status);
