@@ -400,7 +400,10 @@ impl Agent {
                     instance: d.config.instance.clone(),
                     tags: d.config.tags.clone(),
                     paused: d.paused,
-                    reach: d.config.reach.clone(),
+                    reach: match &d.config.reach {
+                        crate::policy::Reach::Operator => status::Reach::Operator,
+                        crate::policy::Reach::Pod { ips, ports } => status::Reach::Pod { ips: ips.clone(), ports: ports.clone() },
+                    },
                 })
                 .collect(),
             unresolved: discovery

@@ -161,7 +161,10 @@ async fn from_agent(check: &str, status_addr: SocketAddr, found: &mut Found) {
             tags: entry.tags,
             tolerate_unready: false,
             min_collection_interval: None,
-            reach: entry.reach,
+            reach: match entry.reach {
+                crate::status::Reach::Operator => Reach::Operator,
+                crate::status::Reach::Pod { ips, ports } => Reach::Pod { ips, ports },
+            },
         };
         found.planned.push(Planned { label, config });
     }
