@@ -425,7 +425,10 @@ impl Agent {
                         .map(|tag| scrubber.scrub(tag).into_owned())
                         .collect(),
                     paused: d.paused,
-                    reach: d.config.reach.clone(),
+                    reach: match &d.config.reach {
+                        crate::policy::Reach::Operator => status::Reach::Operator,
+                        crate::policy::Reach::Pod { ips, ports } => status::Reach::Pod { ips: ips.clone(), ports: ports.clone() },
+                    },
                 })
                 .collect(),
             unresolved: discovery

@@ -115,9 +115,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.profile_memory {
         bail!("not supported: --profile-memory: it profiles Python checks in Datadog's agent; an adrt check's memory is bounded by memory_mib of its limits");
     }
-    let (name, checks_dir) = match &args.wasm {
-        Some(file) => component_file(file, args.name.as_deref())?,
-        None => (args.name.clone().expect("clap requires a name without --wasm"), None),
+    let (name, checks_dir) = match (&args.wasm, &args.name) {
+        (Some(file), name) => component_file(file, name.as_deref())?,
+        (None, Some(name)) => (name.clone(), None),
+        (None, None) => bail!("name the check to run, or give its component with --wasm FILE"),
     };
     let filter = args.instance_filter.as_deref().map(InstanceFilter::new).transpose()?;
     let (times, pause) =

@@ -162,7 +162,10 @@ async fn from_agent(check: &str, status_addr: SocketAddr, found: &mut Found) {
             tags: entry.tags,
             tolerate_unready: false,
             min_collection_interval: None,
-            reach: entry.reach,
+            reach: match entry.reach {
+                crate::status::Reach::Operator => Reach::Operator,
+                crate::status::Reach::Pod { ips, ports } => Reach::Pod { ips, ports },
+            },
             // Where the running agent read it is in the label; its key lines stay with the agent.
             provenance: Default::default(),
         };

@@ -179,7 +179,17 @@ pub struct ResolvedEntry {
     pub tags: Vec<String>,
     pub paused: bool,
     /// What the instance's requests may reach (`adrt check` runs it under the same bound).
-    pub reach: crate::policy::Reach,
+    pub reach: Reach,
+}
+
+/// `policy::Reach` as the status API carries it: the operator's own config, or a pod's
+/// annotations bound to that pod's IPs and its container's declared ports (any when none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Reach {
+    #[default]
+    Operator,
+    Pod { ips: Vec<std::net::IpAddr>, ports: Vec<u16> },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
