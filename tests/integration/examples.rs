@@ -112,7 +112,7 @@ fn a_new_check_goes_from_adrt_new_to_a_metric_in_adrt_check() {
 
         let own_test = match language {
             "rust" => Command::new("cargo").args(["test", "--quiet"]).env("CARGO_TARGET_DIR", build_cache("new-check-native")).current_dir(&dir).output(),
-            "python" => Command::new("python3").args(["-m", "unittest"]).current_dir(&dir).output(),
+            "python" => Command::new("python3").args(["-m", "unittest"]).env("PYTHONPATH", repo().join("checks/sdk-python")).current_dir(&dir).output(),
             _ => Command::new("node").arg("--test").current_dir(&dir).output(),
         }
         .unwrap();

@@ -256,6 +256,7 @@ impl adrt_check_sdk::Host for Failing {
     fn log(&mut self, level: Level, message: &str) { self.0.log(level, message) }
     fn http(&mut self, request: &adrt_check_sdk::host::Request) -> Result<adrt_check_sdk::Response, adrt_check_sdk::HttpError> { self.0.http(request) }
     fn http_tls(&mut self, request: &adrt_check_sdk::host::Request) -> Result<adrt_check_sdk::TlsResponse, adrt_check_sdk::HttpError> { self.0.http_tls(request) }
+    fn http_client(&mut self, request: &adrt_check_sdk::host::Request, options: &adrt_check_sdk::host::ClientOptions) -> Result<adrt_check_sdk::TlsResponse, adrt_check_sdk::HttpError> { self.0.http_client(request, options) }
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, FileError> { self.0.read_file(path) }
     fn list_dir(&mut self, path: &str) -> Result<Vec<adrt_check_sdk::DirEntry>, FileError> { self.0.list_dir(path) }
     fn now_unix_nanos(&mut self) -> u64 { self.0.now_unix_nanos() }

@@ -8,7 +8,7 @@
 
 mod env;
 mod file;
-mod paths;
+pub mod paths;
 pub mod prometheus;
 
 use std::net::SocketAddr;

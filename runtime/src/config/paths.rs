@@ -20,8 +20,19 @@ pub fn checks_dir(setting: Option<PathBuf>) -> PathBuf {
 /// `<target>/checks.d` when `exe` lies at most two levels below a cargo target directory
 /// (cargo tags it with `CACHEDIR.TAG`).
 fn build_checks_dir(exe: &Path) -> Option<PathBuf> {
+    in_build_target(exe, "checks.d")
+}
+
+/// `<target>/<relative>`, when it exists and this binary runs from a cargo target directory:
+/// the tools `scripts/setup` keeps there (componentize-py, componentize-js), which `adrt build`
+/// then finds without being told.
+pub fn build_tool(relative: &str) -> Option<PathBuf> {
+    in_build_target(&std::env::current_exe().ok()?, relative)
+}
+
+fn in_build_target(exe: &Path, relative: &str) -> Option<PathBuf> {
     let target = exe.ancestors().skip(1).take(3).find(|dir| dir.join("CACHEDIR.TAG").is_file())?;
-    Some(target.join("checks.d")).filter(|dir| dir.is_dir())
+    Some(target.join(relative)).filter(|path| path.exists())
 }
 
 /// The compiled-artifact cache: `cache_dir` when set, then the user's cache dir

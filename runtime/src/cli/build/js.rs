@@ -140,6 +140,8 @@ fn componentize_js() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("NODE_PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
+    // In a checkout, where scripts/setup installs it.
+    dirs.extend(crate::config::paths::build_tool("tools-node/node_modules"));
     let Some(package) = dirs.iter().map(|dir| dir.join("@bytecodealliance/componentize-js")).find(|p| p.join("package.json").is_file())
     else {
         bail!("componentize-js is needed to build a JavaScript check and was not found in ADRT_NODE_MODULES or NODE_PATH: install {}", install_hint());

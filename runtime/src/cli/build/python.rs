@@ -109,9 +109,11 @@ fn check_module(check_dir: &Path) -> anyhow::Result<String> {
 fn componentize_py() -> anyhow::Result<OsString> {
     let install = format!(
         "install componentize-py {COMPONENTIZE_PY_VERSION} (`pip install componentize-py=={COMPONENTIZE_PY_VERSION}`) and put it \
-         on PATH or name it in ADRT_COMPONENTIZE_PY"
+         on PATH or name it in ADRT_COMPONENTIZE_PY (in a checkout, scripts/setup puts it in target/tools-python)"
     );
-    let tool = std::env::var_os("ADRT_COMPONENTIZE_PY").unwrap_or_else(|| "componentize-py".into());
+    let tool = std::env::var_os("ADRT_COMPONENTIZE_PY")
+        .or_else(|| crate::config::paths::build_tool("tools-python/componentize-py").map(Into::into))
+        .unwrap_or_else(|| "componentize-py".into());
     let output = Command::new(&tool)
         .arg("--version")
         .output()
