@@ -149,7 +149,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for HttpInstance<T> {
                 shared.insert((*key).to_string(), value);
             }
         }
-        let http = HttpOptions::deserialize(Value::Object(shared)).map_err(D::Error::custom)?;
+        let http = crate::instance::deserialize_part::<HttpOptions>(Value::Object(shared)).map_err(D::Error::custom)?;
         // Through the instance parser, so the keys the check's struct ignores are still named.
         let instance = crate::instance::deserialize_part::<T>(Value::Object(own)).map_err(D::Error::custom)?;
         Ok(HttpInstance { http, instance })

@@ -119,8 +119,8 @@ thread_local! {
     static PART_UNKNOWN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// For a wrapper that takes some keys out of an instance and parses the rest as the check's
-/// own struct: the keys that struct ignores are named by [`parse`] like any other.
+/// For a wrapper that takes some keys out of an instance and parses them or the rest itself: an
+/// error names the key it is about, and the keys `T` ignores are named by [`parse`] like any other.
 pub(crate) fn deserialize_part<T: DeserializeOwned>(value: Value) -> Result<T, String> {
     let mut unknown = Vec::new();
     let parsed = deserialize_tracked(value, &mut unknown);

@@ -168,7 +168,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         policy::section(n, &mut table).await?;
     }
     if wanted(Section::Python) {
-        python::section(&setup, &checks_dir, n / 4, &mut table).await?;
+        python::section(&setup, n / 4, &mut table).await?;
     }
     if wanted(Section::AgentLoad) {
         agent_load::section(&setup, Duration::from_secs(args.load_seconds.max(1)), &mut table).await?;

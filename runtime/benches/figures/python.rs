@@ -25,7 +25,7 @@ const PAGE: &str = "Active connections: 3 \\nserver accepts handled requests\\n 
 /// Live instances the agent holds at once for the memory figure (under its 16 slots).
 const LIVE: usize = 13;
 
-pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table) -> anyhow::Result<()> {
+pub async fn section(setup: &Setup, n: u32, table: &mut Table) -> anyhow::Result<()> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let example = repo.join("checks/examples/python/stub_status");
     let built = build(&repo, &example)?;
@@ -69,11 +69,11 @@ pub async fn section(setup: &Setup, checks_dir: &Path, n: u32, table: &mut Table
     table.figure("python: instantiate + init (snapshot)", median(starts), Duration::from_millis(50));
 
     let python_run = run_time(&engine, &loaded, &json!({"url": url}).to_string(), n).await?;
-    // The Rust comparison: the shipped nginx check on the same page (the Rust stub_status example
-    // is not in this branch), the same request and a parse of the same page.
-    let nginx_check = engine.load(checks_dir, "nginx")?;
-    let rust_run = run_time(&engine, &nginx_check, &json!({"nginx_status_url": url}).to_string(), n).await?;
-    table.row("python: stub_status run vs the Rust nginx check", ("python", python_run), ("rust", rust_run), None);
+    // The Rust comparison: the same check in Rust (checks/examples/rust), on the same page.
+    let rust_example = build_rust_example(&repo)?;
+    let rust_check = engine.load(&rust_example, "stub_status")?;
+    let rust_run = run_time(&engine, &rust_check, &json!({"url": url}).to_string(), n).await?;
+    table.row("python: stub_status run vs the Rust stub_status", ("python", python_run), ("rust", rust_run), None);
     match datadog_in_process(&repo, &example, &url, n) {
         Ok(theirs) => table.row("python: sandboxed run vs in-process datadog-checks-base", ("adrt", python_run), ("datadog", theirs), Some(1.0)),
         Err(why) => table.text("python: in-process datadog-checks-base", format!("not measured: {why}"), String::new(), String::new()),
@@ -112,6 +112,21 @@ fn build(repo: &Path, example: &Path) -> anyhow::Result<PathBuf> {
         .output()
         .context("running adrt build")?;
     ensure!(built.status.success(), "adrt build of the Python example failed (run scripts/setup): {}", String::from_utf8_lossy(&built.stderr));
+    Ok(out)
+}
+
+/// `adrt build` of the Rust example into target/bench-rust-example (cargo rebuilds only what
+/// changed).
+fn build_rust_example(repo: &Path) -> anyhow::Result<PathBuf> {
+    let out = repo.join("target/bench-rust-example");
+    let built = Command::new(env!("CARGO_BIN_EXE_adrt"))
+        .arg("build")
+        .arg(repo.join("checks/examples/rust/stub_status"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .context("running adrt build")?;
+    ensure!(built.status.success(), "adrt build of the Rust example failed: {}", String::from_utf8_lossy(&built.stderr));
     Ok(out)
 }
 
