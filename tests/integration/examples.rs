@@ -92,7 +92,7 @@ fn the_stub_status_example_gives_the_same_output_in_rust_python_and_javascript()
     assert_eq!(value("stub_status.connections.handled"), 0.0);
     assert_eq!(value("stub_status.requests"), 0.0);
     assert_eq!(second["service_checks"][0]["name"], "stub_status.can_connect");
-    assert_eq!(second["service_checks"][0]["status"], "ok");
+    assert_eq!(second["service_checks"][0]["status"], "OK");
     for (language, report) in &reports[1..] {
         assert_eq!(report, rust, "{language} differs from rust");
     }
