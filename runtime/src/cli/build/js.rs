@@ -104,13 +104,8 @@ pub fn build(check_dir: &Path, name: &str, out_wasm: &Path) -> anyhow::Result<()
             String::from_utf8_lossy(&output.stderr).replace(&format!("{}/", work.0.display()), "")
         );
     }
-    if let Some(parent) = out_wasm.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    // Through a rename, so an agent watching the output directory never loads half a component.
-    let partial = out_wasm.with_extension(format!("wasm.tmp{}", std::process::id()));
-    std::fs::copy(&built, &partial).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, out_wasm).with_context(|| format!("writing {}", out_wasm.display()))?;
+    // `adrt build` renames it into place once the manifest is there too.
+    std::fs::copy(&built, out_wasm).with_context(|| format!("writing {}", out_wasm.display()))?;
     Ok(())
 }
 
