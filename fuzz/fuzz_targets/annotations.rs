@@ -214,6 +214,7 @@ fn file_templates() -> Vec<CheckTemplate> {
             init_config: json!({}),
             instances: vec![json!({"nginx_status_url": "http://%%host%%:%%port%%/nginx_status"})],
             ad_identifiers: vec!["nginx".into(), "custom".into()],
+            instance_key_lines: Vec::new(),
         },
         CheckTemplate {
             check: "redisdb".into(),
@@ -221,6 +222,7 @@ fn file_templates() -> Vec<CheckTemplate> {
             init_config: json!({"host": "%%host%%"}),
             instances: vec![json!({"host": "%%host%%", "port": "%%port_0%%"}), json!({"host": "%%host_pod%%", "port": 6380})],
             ad_identifiers: vec!["docker.io/library/redis".into(), "redis".into()],
+            instance_key_lines: Vec::new(),
         },
     ]
 }
